@@ -1,0 +1,180 @@
+#pragma once
+#include <armadillo>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "../comm/serial.hpp"
+#include "../data/stats.hpp"
+#include "../init/initialize.hpp"
+#include "../regularize/penalty.hpp"
+#include "options.hpp"
+#include "products.hpp"
+#include "progress.hpp"
+#include "result.hpp"
+#include "timer.hpp"
+
+namespace unmix {
+
+// The alternating-update driver (DESIGN.md §1-3). Each half-step forms the
+// Gram matrix G of the fixed factor and the data product R, lets the
+// regularizers change (G, R), and hands them to the update Rule:
+//
+//   update W:  G = H^T H,  R = M H          update H:  G = W^T W,  R = M^T W
+//
+// The objective comes from the same products, never from W H^T:
+//   1/2 ||M - W H^T||^2 = 1/2 (||M||^2 - 2 <F, R_raw> + <W^T W, H^T H>).
+// Comm supplies the collectives (comm/serial.hpp documents the calls), so a
+// single process is the 1 x 1 grid of the distributed run.
+template <typename eT, template <typename> class Rule, typename Comm = comm::Serial>
+class Driver {
+ public:
+  explicit Driver(const Options& options) : opt_(options) {}
+
+  // m x n is the global shape; data holds this rank's block. W0 and H0 are
+  // this rank's rows of the starting factors when opt.init == Init::custom.
+  template <typename Data>
+  Result<eT> run(const Data& data, const Comm& comm, arma::uword m, arma::uword n,
+                 arma::uword k, const arma::Mat<eT>* W0, const arma::Mat<eT>* H0,
+                 const Callback& callback) const;
+
+ private:
+  Options opt_;
+};
+
+namespace detail {
+
+inline void check_data(const DataStats& s, const std::string& name) {
+  if (s.n_nonfinite > 0)
+    throw std::invalid_argument(name + " must be finite, got " + std::to_string(s.n_nonfinite) +
+                                " entries that are NaN or infinity");
+  if (s.n_negative > 0)
+    throw std::invalid_argument("Negative values in data passed to " + name +
+                                ": it must be non-negative, got " +
+                                std::to_string(s.n_negative) +
+                                " negative entries (minimum " + std::to_string(s.min) + ")");
+}
+
+}  // namespace detail
+
+template <typename eT, template <typename> class Rule, typename Comm>
+template <typename Data>
+Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma::uword m,
+                                       arma::uword n, arma::uword k, const arma::Mat<eT>* W0,
+                                       const arma::Mat<eT>* H0,
+                                       const Callback& callback) const {
+  const Stopwatch clock;
+  Result<eT> res;
+  Timings& t = res.timings;
+  Products<Data, Comm> products(data, comm);
+
+  // One pass over the data: validation, the scale of a random start, ||M||^2.
+  DataStats stats = data.stats();
+  {
+    arma::Mat<double> s = {double(stats.n_nonfinite), double(stats.n_negative), stats.sum,
+                           stats.sq_norm};
+    comm.all_reduce(s);
+    stats.n_nonfinite = std::size_t(s[0]);
+    stats.n_negative = std::size_t(s[1]);
+    stats.min = comm.min(stats.min);
+    stats.sum = s[2];
+    stats.sq_norm = s[3];
+  }
+  detail::check_data(stats, opt_.data_name);
+  const double norm2 = stats.sq_norm;
+
+  arma::Mat<eT>& W = res.W;
+  arma::Mat<eT>& H = res.H;
+  {
+    const ScopedTimer timer(t.init);
+    if (opt_.init == Init::custom) {
+      W = *W0;
+      H = *H0;
+    } else {
+      init::initialize(products, opt_, m, n, k, stats.sum / (double(m) * double(n)), W, H);
+    }
+  }
+
+  arma::Mat<eT>* F[2] = {&W, &H};
+  const regularize::Penalty penalty[2] = {regularize::Penalty(opt_.W), regularize::Penalty(opt_.H)};
+  const bool update[2] = {!opt_.W.fixed, !opt_.H.fixed};
+  // Update the natural rows' factor first, whatever the orientation of M.
+  const int order[2] = {opt_.transposed ? 1 : 0, opt_.transposed ? 0 : 1};
+  Rule<eT> rule[2];
+  arma::Mat<eT> gram[2], G;
+  {
+    const ScopedTimer timer(t.gram);
+    products.gram(W, gram[0]);
+    products.gram(H, gram[1]);
+  }
+
+  // The penalized objective, given <F[s], R_raw> on this rank for the
+  // factor s that changed last (the other one is unchanged since R).
+  auto objective = [&](double cross_local, double& rel_error) {
+    arma::Mat<double> local = {cross_local, penalty[0].local_value(W), penalty[1].local_value(H)};
+    comm.all_reduce(local);
+    const double loss = 0.5 * (norm2 - 2.0 * local[0] + inner(gram[0], gram[1]));
+    rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
+    return loss + local[1] + local[2] + penalty[0].gram_value(gram[0]) +
+           penalty[1].gram_value(gram[1]);
+  };
+  auto record = [&](double f, double rel) {
+    res.objective.push_back(f);
+    res.rel_error.push_back(rel);
+  };
+
+  bool stop = false;
+  for (int it = 1; it <= opt_.max_iter && !stop; ++it) {
+    double cross = 0.0;
+    for (int s : order) {
+      if (!update[s]) continue;
+      arma::Mat<eT>* R;
+      {
+        const ScopedTimer timer(t.products);
+        R = (s == 0) ? &products.times(H) : &products.trans_times(W);
+      }
+      if (res.objective.empty()) {  // the starting point's objective, for free
+        double rel;
+        const double f0 = objective(inner(*F[s], *R), rel);
+        record(f0, rel);
+      }
+      G = gram[1 - s];
+      penalty[s].apply(G, *R);
+      {
+        const ScopedTimer timer(t.update);
+        rule[s].update(G, *R, *F[s]);
+      }
+      {
+        const ScopedTimer timer(t.gram);
+        products.gram(*F[s], gram[s]);
+      }
+      cross = penalty[s].raw_inner(*F[s], *R);
+    }
+    double rel;
+    const double f = objective(cross, rel);
+    const double f_prev = res.objective.back();
+    record(f, rel);
+    res.n_iter = it;
+
+    if (!std::isfinite(f))
+      throw std::runtime_error("unmix: the objective became " + std::to_string(f) +
+                               " at iteration " + std::to_string(it) +
+                               "; the data or the regularization weights are out of range");
+    const double elapsed = clock.seconds();
+    const bool asked = comm.any(callback && callback(Progress{it, f, rel, elapsed}));
+    if (f_prev - f <= opt_.tol * std::abs(f_prev)) {
+      res.stop_reason = StopReason::tol;
+      res.converged = stop = true;
+    } else if (asked) {
+      res.stop_reason = StopReason::callback;
+      stop = true;
+    } else if (comm.any(elapsed >= opt_.time_limit)) {
+      res.stop_reason = StopReason::time_limit;
+      stop = true;
+    }
+  }
+  t.total = clock.seconds();
+  return res;
+}
+
+}  // namespace unmix

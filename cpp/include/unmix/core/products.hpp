@@ -1,0 +1,58 @@
+#pragma once
+#include <armadillo>
+
+namespace unmix {
+
+// The two data products of an alternating update, with the communication
+// around them (DESIGN.md §2): gather the other factor's rows that the local
+// block needs, multiply, reduce-scatter to the owned rows. With the serial
+// communicator the gathers and scatters are no-ops and nothing is copied.
+template <typename Data, typename Comm>
+class Products {
+ public:
+  using eT = typename Data::elem_type;
+  Products(const Data& data, const Comm& comm) : data_(data), comm_(comm) {}
+
+  // M * H, the owned rows (the product for updating W).
+  arma::Mat<eT>& times(const arma::Mat<eT>& H) {
+    data_.times(comm_.gather_H(H, gathered_), local_W_);
+    return comm_.scatter_W(local_W_, owned_W_);
+  }
+  // M^T * W, the owned rows (the product for updating H).
+  arma::Mat<eT>& trans_times(const arma::Mat<eT>& W) {
+    data_.trans_times(comm_.gather_W(W, gathered_), local_H_);
+    return comm_.scatter_H(local_H_, owned_H_);
+  }
+  // F^T F summed over all ranks.
+  void gram(const arma::Mat<eT>& F, arma::Mat<eT>& G) const {
+    G = F.t() * F;
+    comm_.all_reduce(G);
+  }
+
+  const Comm& comm() const { return comm_; }
+  const Data& data() const { return data_; }
+
+ private:
+  const Data& data_;
+  const Comm& comm_;
+  arma::Mat<eT> gathered_, local_W_, local_H_, owned_W_, owned_H_;
+};
+
+// Sum of F .* R accumulated in double (float32 objectives stay meaningful).
+template <typename eT>
+double inner(const arma::Mat<eT>& A, const arma::Mat<eT>& B) {
+  const eT* a = A.memptr();
+  const eT* b = B.memptr();
+  double s = 0.0;
+  for (arma::uword i = 0; i < A.n_elem; ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+template <typename eT>
+double total(const arma::Mat<eT>& A) {
+  double s = 0.0;
+  for (arma::uword i = 0; i < A.n_elem; ++i) s += A[i];
+  return s;
+}
+
+}  // namespace unmix

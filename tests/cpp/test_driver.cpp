@@ -1,0 +1,183 @@
+// Properties of whole fits: monotone objective, non-negative factors, exact
+// recovery, the reported objective equals the one computed from W H^T, dense
+// = sparse, orientation does not matter, and the stopping rules.
+#include <catch2/catch.hpp>
+#include <unmix.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "helpers.hpp"
+
+namespace {
+
+const unmix::Solver all_solvers[] = {unmix::Solver::mu, unmix::Solver::hals, unmix::Solver::bpp};
+
+template <typename eT>
+double penalized(const arma::Mat<eT>& M, const arma::Mat<eT>& W, const arma::Mat<eT>& H,
+                 const unmix::Options& o) {
+  const arma::mat w = arma::conv_to<arma::mat>::from(W), h = arma::conv_to<arma::mat>::from(H);
+  const arma::mat R = arma::conv_to<arma::mat>::from(M) - w * h.t();
+  return 0.5 * arma::accu(R % R) + o.W.l1 * arma::accu(w) + o.H.l1 * arma::accu(h) +
+         0.5 * o.W.l2 * arma::accu(w % w) + 0.5 * o.H.l2 * arma::accu(h % h);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("the penalized objective never increases", "[driver]", float, double) {
+  using eT = TestType;
+  const arma::Mat<eT> M = test::noisy(test::low_rank<eT>(60, 45, 4, 1), 0.1, 2);
+  for (auto solver : all_solvers) {
+    for (double l1 : {0.0, 0.5}) {
+      for (double l2 : {0.0, 2.0}) {
+        unmix::Options o;
+        o.solver = solver;
+        o.max_iter = 60;
+        o.tol = 0;
+        o.W.l1 = l1;
+        o.H.l2 = l2;
+        o.H.l1 = l1 / 2;
+        o.W.l2 = l2 / 3;
+        const auto r = unmix::nmf(M, 5, o);
+        INFO("solver " << unmix::to_string(solver) << " l1 " << l1 << " l2 " << l2);
+        REQUIRE(r.W.min() >= eT(0));
+        REQUIRE(r.H.min() >= eT(0));
+        REQUIRE(r.objective.size() == std::size_t(r.n_iter) + 1);
+        const double slack = (std::is_same_v<eT, float> ? 1e-5 : 1e-12) * r.objective.front();
+        for (std::size_t i = 1; i < r.objective.size(); ++i)
+          REQUIRE(r.objective[i] <= r.objective[i - 1] + slack);
+        // The objective from the products agrees with the one from W H^T.
+        const double direct = penalized(M, r.W, r.H, o);
+        REQUIRE(std::abs(r.objective.back() - direct) <=
+                (std::is_same_v<eT, float> ? 1e-4 : 1e-9) * r.objective.front());
+      }
+    }
+  }
+}
+
+TEST_CASE("HALS and BPP recover an exact low-rank matrix", "[driver]") {
+  // Sparse factors make the factorization unique, so there is one answer.
+  const arma::mat M = test::low_rank<double>(80, 60, 4, 9, 0.6);
+  for (auto solver : {unmix::Solver::hals, unmix::Solver::bpp}) {
+    unmix::Options o;
+    o.solver = solver;
+    o.max_iter = 3000;
+    o.tol = 1e-14;
+    const auto r = unmix::nmf(M, 4, o);
+    INFO(unmix::to_string(solver) << " stopped by " << unmix::to_string(r.stop_reason)
+                                  << " after " << r.n_iter);
+    REQUIRE(test::rel_error(M, r.W, r.H) <= 1e-6);
+    REQUIRE(r.rel_error.back() <= 1e-6);
+  }
+}
+
+TEMPLATE_TEST_CASE("dense and sparse data give the same factors", "[driver]", float, double) {
+  using eT = TestType;
+  const arma::Mat<eT> M = test::low_rank<eT>(70, 50, 3, 4, 0.5);
+  const arma::SpMat<eT> S(M);
+  REQUIRE(S.n_nonzero < M.n_elem);
+  for (auto solver : all_solvers) {
+    unmix::Options o;
+    o.solver = solver;
+    o.max_iter = 40;
+    o.tol = 0;
+    o.H.l1 = 0.01;
+    const auto d = unmix::nmf(M, 3, o);
+    const auto s = unmix::nmf(S, 3, o);
+    const double tol = std::is_same_v<eT, float> ? 1e-3 : 1e-9;
+    INFO(unmix::to_string(solver));
+    REQUIRE(arma::abs(d.W - s.W).max() <= tol * arma::abs(d.W).max());
+    REQUIRE(arma::abs(d.H - s.H).max() <= tol * arma::abs(d.H).max());
+  }
+}
+
+TEST_CASE("M with transposed=false and M^T with transposed=true agree", "[driver]") {
+  const arma::mat M = test::noisy(test::low_rank<double>(50, 40, 3, 5), 0.05, 6);
+  const arma::mat Mt = M.t();
+  for (auto init : {unmix::Init::random, unmix::Init::nndsvda}) {
+    for (auto solver : all_solvers) {
+      unmix::Options o;
+      o.solver = solver;
+      o.init = init;
+      o.max_iter = 30;
+      o.tol = 0;
+      const auto a = unmix::nmf(M, 3, o);
+      o.transposed = true;
+      const auto b = unmix::nmf(Mt, 3, o);
+      REQUIRE(arma::abs(a.W - b.H).max() <= 1e-9 * arma::abs(a.W).max());
+      REQUIRE(arma::abs(a.H - b.W).max() <= 1e-9 * arma::abs(a.H).max());
+    }
+  }
+}
+
+TEST_CASE("stopping: tol, max_iter, callback, time limit", "[driver]") {
+  const arma::mat M = test::noisy(test::low_rank<double>(40, 30, 3, 8), 0.1, 9);
+  unmix::Options o;
+  o.solver = unmix::Solver::hals;
+  o.tol = 1e-3;
+  auto r = unmix::nmf(M, 3, o);
+  REQUIRE(r.converged);
+  REQUIRE(r.stop_reason == unmix::StopReason::tol);
+  const auto& f = r.objective;
+  REQUIRE(f[f.size() - 2] - f.back() <= 1e-3 * f[f.size() - 2]);
+  if (f.size() > 2) REQUIRE(f[f.size() - 3] - f[f.size() - 2] > 1e-3 * f[f.size() - 3]);
+
+  o.tol = 0;
+  o.max_iter = 7;
+  r = unmix::nmf(M, 3, o);
+  REQUIRE(r.n_iter == 7);
+  REQUIRE_FALSE(r.converged);
+  REQUIRE(r.stop_reason == unmix::StopReason::max_iter);
+
+  o.max_iter = 100;
+  int calls = 0;
+  r = unmix::nmf(M, 3, o, [&](const unmix::Progress& p) {
+    ++calls;
+    REQUIRE(p.iteration == calls);
+    return p.iteration == 5;
+  });
+  REQUIRE(calls == 5);
+  REQUIRE(r.n_iter == 5);
+  REQUIRE(r.stop_reason == unmix::StopReason::callback);
+
+  o.max_iter = 1000000;
+  o.time_limit = 0.1;
+  r = unmix::nmf(M, 3, o, [](const unmix::Progress&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return false;
+  });
+  REQUIRE(r.stop_reason == unmix::StopReason::time_limit);
+  REQUIRE(r.n_iter < 1000000);
+}
+
+TEST_CASE("a fixed factor stays fixed and the other one is the exact NNLS fit", "[driver]") {
+  const arma::mat M = test::low_rank<double>(40, 30, 3, 12);
+  arma::arma_rng::set_seed(13);
+  const arma::mat W0(40, 3, arma::fill::randu), H0(30, 3, arma::fill::randu);
+  unmix::Options o;
+  o.H.fixed = true;
+  o.max_iter = 5;
+  const auto r = unmix::nmf(M, W0, H0, o);
+  REQUIRE(arma::approx_equal(r.H, H0, "absdiff", 0.0));
+  // BPP solves the W problem exactly in one step; later steps change nothing.
+  REQUIRE(r.stop_reason == unmix::StopReason::tol);
+  REQUIRE(r.n_iter <= 2);
+}
+
+TEST_CASE("the same seed gives the same factors", "[driver][init]") {
+  const arma::mat M = test::noisy(test::low_rank<double>(40, 30, 3, 14), 0.1, 15);
+  for (auto init : {unmix::Init::random, unmix::Init::nndsvdar, unmix::Init::nndsvda}) {
+    unmix::Options o;
+    o.init = init;
+    o.seed = 42;
+    o.max_iter = 10;
+    const auto a = unmix::nmf(M, 3, o), b = unmix::nmf(M, 3, o);
+    REQUIRE(arma::approx_equal(a.W, b.W, "absdiff", 0.0));
+    REQUIRE(arma::approx_equal(a.H, b.H, "absdiff", 0.0));
+    if (init != unmix::Init::nndsvda) {
+      o.seed = 43;
+      const auto c = unmix::nmf(M, 3, o);
+      REQUIRE_FALSE(arma::approx_equal(a.W, c.W, "absdiff", 0.0));
+    }
+  }
+}
