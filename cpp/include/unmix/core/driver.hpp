@@ -82,6 +82,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   }
   detail::check_data(stats, opt_.data_name);
   const double norm2 = stats.sq_norm;
+  res.data_norm = std::sqrt(norm2);
 
   arma::Mat<eT>& W = res.W;
   arma::Mat<eT>& H = res.H;

@@ -28,6 +28,7 @@ struct Result {
   int n_iter = 0;
   std::vector<double> objective;   // [0] at the initialization, then per iteration
   std::vector<double> rel_error;   // same indexing
+  double data_norm = 0;             // ||M||_F, for absolute errors
   bool converged = false;
   StopReason stop_reason = StopReason::max_iter;
   Timings timings;

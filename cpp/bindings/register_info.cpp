@@ -1,0 +1,27 @@
+#include <pybind11/stl.h>
+
+#include <unmix.hpp>
+
+#include "register.hpp"
+
+namespace py = pybind11;
+
+namespace unmix::bindings {
+
+// The names the solver and init parameters accept, from the shared table.
+template <typename Enum, std::size_t N>
+static py::dict table(const NamedValue<Enum> (&t)[N]) {
+  py::dict d;
+  for (const auto& e : t) d[e.name] = e.summary;
+  return d;
+}
+
+void register_info(py::module_& m) {
+  m.attr("__version__") = unmix::version;
+  m.def("solvers", [] { return table(solver_table); },
+        "Solver names mapped to a one-line summary.");
+  m.def("inits", [] { return table(init_table); },
+        "Initialization names mapped to a one-line summary.");
+}
+
+}  // namespace unmix::bindings

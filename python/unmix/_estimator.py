@@ -1,0 +1,170 @@
+"""The scikit-learn estimator :class:`NMF`."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._nmf import _fit
+from ._validation import INITS, SOLVERS
+
+
+class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Non-negative matrix factorization, a drop-in for scikit-learn's ``NMF``.
+
+    Finds ``W >= 0`` (n_samples, n_components) and ``H >= 0``
+    (n_components, n_features) minimizing
+
+    .. math::
+
+        \tfrac12 \|X - WH\|_F^2
+        + \lambda^{(1)}_W \|W\|_1 + \tfrac12 \lambda^{(2)}_W \|W\|_F^2
+        + \lambda^{(1)}_H \|H\|_1 + \tfrac12 \lambda^{(2)}_H \|H\|_F^2 .
+
+    ``fit_transform`` returns ``W`` (for a spectral image: the abundances,
+    one row per pixel) and ``components_`` is ``H`` (the endmember spectra).
+    See :func:`unmix.nmf` for the parameters; ``n_components=None`` keeps
+    all ``n_features`` components.
+
+    The estimator does not centre the data and has no ``mean_``, so HyperSpy's
+    ``s.decomposition(algorithm=unmix.NMF(...))`` treats its result as NMF.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+    n_components_ : int
+    reconstruction_err_ : float
+        Frobenius norm of ``X - W @ H`` at the end of the fit.
+    n_iter_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when X has feature names
+    objective_ : ndarray
+        Penalized objective per iteration, ``[0]`` at the start.
+    """
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "solver": [StrOptions(set(SOLVERS))],
+        "init": [StrOptions(set(INITS) - {"custom"}), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "l1_W": [Interval(Real, 0, None, closed="left")],
+        "l1_H": [Interval(Real, 0, None, closed="left")],
+        "l2_W": [Interval(Real, 0, None, closed="left")],
+        "l2_H": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_components: Optional[int] = None,
+        *,
+        solver: str = "bpp",
+        init: Optional[str] = None,
+        max_iter: int = 500,
+        tol: float = 1e-5,
+        random_state: Any = None,
+        l1_W: float = 0.0,
+        l1_H: float = 0.0,
+        l2_W: float = 0.0,
+        l2_H: float = 0.0,
+        verbose: bool = False,
+    ) -> None:
+        self.n_components = n_components
+        self.solver = solver
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.l1_W = l1_W
+        self.l1_H = l1_H
+        self.l2_W = l2_W
+        self.l2_H = l2_H
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _validate(self, X: Any, reset: bool) -> Any:
+        return validate_data(self, X, accept_sparse=("csr", "csc"),
+                             dtype=[np.float64, np.float32], reset=reset)
+
+    def _penalties(self) -> dict[str, float]:
+        return {"l1_W": self.l1_W, "l1_H": self.l1_H, "l2_W": self.l2_W, "l2_H": self.l2_H}
+
+    def fit_transform(self, X: Any, y: Any = None, W: Optional[np.ndarray] = None,
+                      H: Optional[np.ndarray] = None) -> np.ndarray:
+        """Learns the components from X and returns W (n_samples, n_components).
+
+        ``W`` and ``H`` given together start the fit from them.
+        """
+        self._validate_params()
+        X = self._validate(X, reset=True)
+        k = self.n_components if self.n_components is not None else X.shape[1]
+        result = _fit(
+            X, k, solver=self.solver, init=self.init, max_iter=self.max_iter, tol=self.tol,
+            random_state=self.random_state, W=W, H=H, callback=None, verbose=self.verbose,
+            time_limit=None, **self._penalties(),
+        )
+        if result.stop_reason == "max_iter":
+            warnings.warn(
+                f"Maximum number of iterations {self.max_iter} reached before the "
+                f"objective decreased by less than tol={self.tol}; increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.components_ = result.H
+        self.n_components_ = k
+        self.n_iter_ = result.n_iter
+        self.objective_ = result.objective
+        self.reconstruction_err_ = float(result.rel_error[-1] * result.data_norm)
+        return result.W
+
+    def fit(self, X: Any, y: Any = None, **params: Any) -> "NMF":
+        """Learns the components from X."""
+        self.fit_transform(X, **params)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The abundances of new data: for each row of X, the exact
+        non-negative least-squares fit (with the W penalties) on the
+        learned components."""
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        H = self.components_.astype(X.dtype, copy=False)
+        W0 = np.zeros((X.shape[0], self.n_components_), dtype=X.dtype)
+        # One BPP half-step with H fixed is the exact solution.
+        result = _fit(
+            X, self.n_components_, solver="bpp", init="custom", max_iter=1, tol=0.0,
+            random_state=0, W=W0, H=H, callback=None, verbose=False, time_limit=None,
+            update_H=False, **self._penalties(),
+        )
+        return result.W
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Data reconstructed from abundances: ``X @ components_``."""
+        check_is_fitted(self)
+        W = np.asarray(X)
+        if W.ndim != 2 or W.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X must have shape (n_samples, {self.n_components_}) (abundances), "
+                f"got {W.shape}"
+            )
+        return W @ self.components_
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.components_.shape[0])
+

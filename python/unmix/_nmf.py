@@ -1,0 +1,269 @@
+"""The function interface: :func:`nmf` and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._validation import (
+    INITS,
+    SOLVERS,
+    as_core_matrix,
+    check_choice,
+    check_factor,
+    check_int,
+    check_nonneg,
+    seed_from,
+)
+
+
+class IterationInfo(NamedTuple):
+    """What a ``callback`` receives after every iteration."""
+
+    iteration: int
+    objective: float
+    rel_error: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class NMFResult:
+    """The factors and the history of a fit, in scikit-learn's orientation.
+
+    ``X ≈ W @ H`` with ``W`` (n_samples, n_components) — the abundances of a
+    spectral image, one row per pixel — and ``H`` (n_components, n_features) —
+    the endmember spectra.
+    """
+
+    W: np.ndarray
+    H: np.ndarray
+    n_iter: int
+    objective: np.ndarray  # penalized objective; [0] is the starting point
+    rel_error: np.ndarray  # ||X - W H||_F / ||X||_F, same indexing
+    converged: bool
+    stop_reason: str  # "tol", "max_iter", "time_limit" or "callback"
+    data_norm: float  # ||X||_F
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def nmf(
+    X: Any,
+    n_components: int,
+    *,
+    solver: str = "bpp",
+    init: Optional[str] = None,
+    max_iter: int = 500,
+    tol: float = 1e-5,
+    random_state: Any = None,
+    l1_W: float = 0.0,
+    l1_H: float = 0.0,
+    l2_W: float = 0.0,
+    l2_H: float = 0.0,
+    W: Optional[np.ndarray] = None,
+    H: Optional[np.ndarray] = None,
+    callback: Optional[Callable[[IterationInfo], Optional[bool]]] = None,
+    verbose: bool = False,
+    time_limit: Optional[float] = None,
+) -> NMFResult:
+    r"""Non-negative matrix factorization ``X ≈ W @ H`` with ℓ1/ℓ2 penalties.
+
+    Minimizes
+
+    .. math::
+
+        \tfrac12 \|X - WH\|_F^2
+        + \lambda^{(1)}_W \|W\|_1 + \tfrac12 \lambda^{(2)}_W \|W\|_F^2
+        + \lambda^{(1)}_H \|H\|_1 + \tfrac12 \lambda^{(2)}_H \|H\|_F^2
+        \quad\text{subject to } W \ge 0,\ H \ge 0,
+
+    where :math:`\|\cdot\|_1` is the entrywise ℓ1 norm (the sum of the
+    entries), not the squared row ℓ1 some libraries use. The orientation is
+    scikit-learn's: ``W`` (n_samples, n_components) are the abundances of a
+    spectral image, ``H`` (n_components, n_features) the endmember spectra.
+    In the NMF literature and in the C++ core, the roles are often swapped.
+
+    Parameters
+    ----------
+    X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        Non-negative, finite data. float64 and float32 arrays are used as
+        they are, without a copy, in C or Fortran order; CSR and CSC matrices
+        likewise. bool, integer and float16 data are converted to float64
+        once (a copy); so are other sparse formats (to CSR), strided views
+        (to C order) and sparse matrices with duplicate entries.
+    n_components : int
+        Number of components k >= 1. The NNDSVD initializations need
+        ``k <= min(n_samples, n_features)``.
+    solver : {"bpp", "hals", "mu"}
+        ``"bpp"``: alternating NNLS solved exactly by block principal
+        pivoting (Kim & Park 2011). ``"hals"``: hierarchical ALS, one column at
+        a time. ``"mu"``: Lee–Seung multiplicative updates.
+    init : {"nndsvda", "nndsvd", "nndsvdar", "random", "custom"}, optional
+        Default: ``"custom"`` when ``W`` and ``H`` are given, else
+        ``"nndsvda"`` when ``n_components <= min(X.shape)``, else ``"random"``.
+        ``"nndsvd"`` leaves zeros that ``"mu"`` can never leave; prefer
+        ``"nndsvda"`` with MU.
+    max_iter : int
+        Maximum number of iterations (each updates W and then H).
+    tol : float
+        Stop when the penalized objective decreases by less than ``tol``
+        times its value in one iteration.
+    random_state : int, numpy Generator/RandomState or None
+        Seed of the random initialization and of the randomized SVD behind
+        NNDSVD. The same seed gives the same result.
+    l1_W, l1_H, l2_W, l2_H : float
+        Penalty weights, >= 0.
+    W, H : ndarray, optional
+        Starting factors for ``init="custom"``, shapes (n_samples,
+        n_components) and (n_components, n_features), dtype of X.
+    callback : callable, optional
+        Called as ``callback(info)`` with an :class:`IterationInfo` after
+        every iteration; returning True stops the fit.
+    verbose : bool
+        Show a progress bar with the current relative error.
+    time_limit : float, optional
+        Stop after this many seconds.
+
+    Returns
+    -------
+    NMFResult
+        ``W`` and ``H`` have the dtype of X (float32 stays float32).
+
+    Notes
+    -----
+    The computation runs without the GIL. Ctrl-C stops it at the end of the
+    current iteration and raises KeyboardInterrupt.
+    """
+    return _fit(
+        X, n_components, solver=solver, init=init, max_iter=max_iter, tol=tol,
+        random_state=random_state, l1_W=l1_W, l1_H=l1_H, l2_W=l2_W, l2_H=l2_H,
+        W=W, H=H, callback=callback, verbose=verbose, time_limit=time_limit,
+    )
+
+
+def _fit(
+    X: Any,
+    n_components: int,
+    *,
+    solver: str,
+    init: Optional[str],
+    max_iter: int,
+    tol: float,
+    random_state: Any,
+    l1_W: float,
+    l1_H: float,
+    l2_W: float,
+    l2_H: float,
+    W: Optional[np.ndarray],
+    H: Optional[np.ndarray],
+    callback: Optional[Callable[[IterationInfo], Optional[bool]]],
+    verbose: bool,
+    time_limit: Optional[float],
+    update_W: bool = True,
+    update_H: bool = True,
+) -> NMFResult:
+    """:func:`nmf` plus the option to hold one factor fixed (for transform)."""
+    M = as_core_matrix(X)
+    n_samples, n_features = M.shape
+    k = check_int(n_components, "n_components", 1)
+    solver = check_choice(solver, "solver", SOLVERS)
+    if init is None:
+        if W is not None and H is not None:
+            init = "custom"
+        else:
+            init = "nndsvda" if k <= min(n_samples, n_features) else "random"
+    init = check_choice(init, "init", INITS)
+    if init.startswith("nndsvd") and k > min(n_samples, n_features):
+        raise ValueError(
+            f"n_components must be <= min(n_samples, n_features) = {min(n_samples, n_features)} "
+            f"for init={init!r} (use init='random' for more components), got {k}"
+        )
+    if init == "custom":
+        if W is None or H is None:
+            raise ValueError("init='custom' needs both W and H, got "
+                             f"W={'None' if W is None else 'an array'}, "
+                             f"H={'None' if H is None else 'an array'}")
+        W = check_factor(W, "W", (n_samples, k), M.dtype)
+        H = check_factor(H, "H", (k, n_features), M.dtype)
+    elif W is not None or H is not None:
+        raise ValueError(f"W and H are used only with init='custom', got init={init!r}")
+    options: dict[str, Any] = {
+        "solver": solver,
+        "init": init,
+        "max_iter": check_int(max_iter, "max_iter", 1),
+        "tol": check_nonneg(tol, "tol"),
+        "seed": seed_from(random_state),
+        "transposed": M.transposed,
+        "data_name": "X",
+    }
+    if time_limit is not None:
+        limit = check_nonneg(time_limit, "time_limit")
+        if limit == 0:
+            raise ValueError("time_limit must be > 0 seconds or None, got 0")
+        options["time_limit"] = limit
+    # Penalties and roles map to the core's factors: when M = X.T, the
+    # core's W is H.T and its H is W.
+    rows, cols = ("H", "W") if M.transposed else ("W", "H")
+    for name, value in (("l1_W", l1_W), ("l1_H", l1_H), ("l2_W", l2_W), ("l2_H", l2_H)):
+        options[name[:3] + (rows if name[3] == "W" else cols)] = check_nonneg(value, name)
+    options["fixed_" + rows] = not update_W
+    options["fixed_" + cols] = not update_H
+
+    W0 = H0 = None
+    if init == "custom":
+        assert W is not None and H is not None
+        sample_f, feature_f = np.asfortranarray(W), np.asfortranarray(H.T)
+        W0, H0 = (feature_f, sample_f) if M.transposed else (sample_f, feature_f)
+
+    with _Progress(callback, verbose, max_iter, solver) as progress:
+        # Without a callback or a bar the core still checks for Ctrl-C.
+        hook = progress if (callback is not None or verbose) else None
+        if M.dense is not None:
+            out = _core.nmf_dense(M.dense, k, options, W0, H0, hook)
+        else:
+            assert M.sparse is not None
+            indptr, indices, data = M.sparse
+            out = _core.nmf_sparse(indptr, indices, data, M.core_shape[0], M.core_shape[1],
+                                   k, options, W0, H0, hook)
+
+    # Back to scikit-learn's orientation (views, no copies).
+    W_out, H_out = (out["H"], out["W"].T) if M.transposed else (out["W"], out["H"].T)
+    return NMFResult(
+        W=W_out, H=H_out, n_iter=out["n_iter"], objective=out["objective"],
+        rel_error=out["rel_error"], converged=out["converged"],
+        stop_reason=out["stop_reason"], data_norm=out["data_norm"], timings=out["timings"],
+    )
+
+
+class _Progress:
+    """The per-iteration hook handed to the core: the user's callback and
+    the tqdm bar."""
+
+    def __init__(self, callback: Optional[Callable[[IterationInfo], Any]], verbose: bool,
+                 max_iter: int, solver: str) -> None:
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None, got {callback!r}")
+        self.callback = callback
+        self.bar: Union[Any, None] = None
+        if verbose:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=max_iter, desc=f"nmf ({solver})", unit="it")
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, iteration: int, objective: float, rel_error: float,
+                 elapsed: float) -> bool:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(rel_error=f"{rel_error:.3e}", refresh=False)
+        if self.callback is None:
+            return False
+        return bool(self.callback(IterationInfo(iteration, objective, rel_error, elapsed)))

@@ -1,0 +1,165 @@
+"""Input checks shared by :func:`unmix.nmf` and :class:`unmix.NMF`.
+
+Every error names the parameter, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+
+SOLVERS = tuple(_core.solvers())
+INITS = tuple(_core.inits())
+_KEPT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+@dataclass
+class CoreMatrix:
+    """X as the core sees it: ``M`` (column-major) equals X or X.T.
+
+    ``transposed`` is True when ``M = X.T`` (C-ordered dense X, CSR X): the
+    arrays are the user's own memory in both cases.
+    """
+
+    dense: Optional[np.ndarray]
+    sparse: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]  # indptr, indices, data
+    core_shape: tuple[int, int]
+    transposed: bool
+    dtype: np.dtype
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Shape of X (n_samples, n_features)."""
+        r, c = self.core_shape
+        return (c, r) if self.transposed else (r, c)
+
+
+def _float_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    """float32/float64 are kept; other real types are converted to float64."""
+    if dtype in _KEPT_DTYPES:
+        return dtype
+    if dtype.kind in "biuf" or dtype == np.dtype(object):
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"{name} must have a real numeric dtype (float64 and float32 are used as they are, "
+        f"bool, integer and float16 are converted to float64), got dtype {dtype}"
+    )
+
+
+def as_core_matrix(X: Any, name: str = "X") -> CoreMatrix:
+    """Maps X to the core's column-major matrix without copying it.
+
+    Copies happen only where they cannot be avoided, once: dtypes other than
+    float32/float64, strided (non-contiguous) arrays, sparse formats other than
+    CSR/CSC, and sparse matrices with duplicate or unsorted entries.
+    """
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {X.ndim}-D")
+        if X.format not in ("csr", "csc"):
+            X = X.tocsr()
+        dtype = _float_dtype(X.dtype, name)
+        if X.dtype != dtype:
+            X = X.astype(dtype)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        indptr, indices = X.indptr, X.indices
+        if indptr.dtype != indices.dtype or indptr.dtype not in (np.int32, np.int64):
+            indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
+        transposed = X.format == "csr"  # CSR of X is CSC of X.T
+        n, p = X.shape
+        core_shape = (p, n) if transposed else (n, p)
+        _check_not_empty(X.shape, name)
+        return CoreMatrix(None, (indptr, indices, X.data), core_shape, transposed, dtype)
+
+    if not isinstance(X, np.ndarray):
+        X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array (n_samples, n_features), got a {X.ndim}-D array "
+            f"with shape {X.shape}"
+        )
+    _check_not_empty(X.shape, name)
+    dtype = _float_dtype(X.dtype, name)
+    if X.dtype != dtype:
+        try:
+            X = X.astype(dtype)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}: {err}") from None
+    if X.flags.c_contiguous:
+        return CoreMatrix(X.T, None, (X.shape[1], X.shape[0]), True, dtype)
+    if X.flags.f_contiguous:
+        return CoreMatrix(X, None, X.shape, False, dtype)
+    X = np.ascontiguousarray(X)
+    return CoreMatrix(X.T, None, (X.shape[1], X.shape[0]), True, dtype)
+
+
+def _check_not_empty(shape: tuple[int, ...], name: str) -> None:
+    if 0 in shape:
+        raise ValueError(
+            f"{name} must be a non-empty matrix (at least 1 sample and 1 feature), "
+            f"got shape {shape}"
+        )
+
+
+def check_int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+    return int(value)
+
+
+def check_nonneg(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def check_factor(F: Any, name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """A user-given starting factor: exact shape and dtype, finite, >= 0."""
+    if not isinstance(F, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of shape {shape}, got {type(F).__name__}")
+    if F.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {F.shape}")
+    if F.dtype != dtype:
+        raise TypeError(f"{name} must have the dtype of X ({dtype}), got {F.dtype}")
+    if not np.isfinite(F).all():
+        raise ValueError(f"{name} must be finite, got NaN or infinity")
+    if F.size and F.min() < 0:
+        raise ValueError(f"{name} must be non-negative, got a minimum of {F.min()}")
+    return F
+
+
+def seed_from(random_state: Any) -> int:
+    """An unsigned 64-bit seed; None draws one from numpy's global generator."""
+    if random_state is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(
+            "random_state must be None, an integer in [0, 2**64) or a numpy random "
+            f"generator, got {random_state!r}"
+        )
+    if not 0 <= random_state < 2**64:
+        raise ValueError(f"random_state must be in [0, 2**64), got {random_state}")
+    return int(random_state)
