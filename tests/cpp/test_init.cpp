@@ -74,3 +74,19 @@ TEST_CASE("random initialization is scaled to the data mean", "[init]") {
   REQUIRE(ratio > 0.8);
   REQUIRE(ratio < 1.25);
 }
+
+TEST_CASE("an all-zero matrix gives zero factors and a zero objective", "[init][driver]") {
+  const arma::mat M(12, 9, arma::fill::zeros);
+  for (auto init : {unmix::Init::nndsvd, unmix::Init::nndsvda, unmix::Init::random}) {
+    for (auto solver : {unmix::Solver::mu, unmix::Solver::hals, unmix::Solver::bpp}) {
+      unmix::Options o;
+      o.init = init;
+      o.solver = solver;
+      const auto r = unmix::nmf(M, 3, o);
+      REQUIRE(r.W.is_finite());
+      REQUIRE(r.H.is_finite());
+      REQUIRE(r.objective.back() == 0.0);
+      REQUIRE(r.converged);
+    }
+  }
+}

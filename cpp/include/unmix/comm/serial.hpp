@@ -1,6 +1,8 @@
 #pragma once
 #include <armadillo>
 
+#include "split.hpp"
+
 namespace unmix::comm {
 
 // The single-process communicator: a 1 x 1 grid whose collectives are no-ops.
@@ -29,10 +31,9 @@ struct Serial {
   template <typename eT>
   arma::Mat<eT>& scatter_H(arma::Mat<eT>& R, arma::Mat<eT>&) const { return R; }
 
-  // The rows of W (of m) and of H (of n) this rank owns: first and count.
-  struct Rows { arma::uword first, count; };
-  Rows W_rows(arma::uword m) const { return {0, m}; }
-  Rows H_rows(arma::uword n) const { return {0, n}; }
+  // The rows of W (of m) and of H (of n) this rank owns.
+  Range W_rows(arma::uword m) const { return {0, m}; }
+  Range H_rows(arma::uword n) const { return {0, n}; }
 };
 
 }  // namespace unmix::comm

@@ -76,13 +76,20 @@ TruncatedSVD<typename Products::eT> randomized_svd(
       Z(i, j) = static_cast<eT>(rng.normal(col_first + i, j));
 
   arma::Mat<eT> Y = N.times(Z);
+  // Zero where the data has no more directions (an all-zero matrix has none).
+  TruncatedSVD<eT> out;
+  out.U.zeros(Y.n_rows, k);
+  out.V.zeros(col_count, k);
+  out.s.zeros(k);
   orthonormalize(Y, N.products);
-  for (arma::uword it = 0; it < n_power_iter; ++it) {
+  for (arma::uword it = 0; it < n_power_iter && Y.n_cols > 0; ++it) {
     Z = N.trans_times(Y);
     orthonormalize(Z, N.products);
+    if (Z.n_cols == 0) return out;
     Y = N.times(Z);
     orthonormalize(Y, N.products);
   }
+  if (Y.n_cols == 0) return out;
   Z = N.trans_times(Y);  // N ~= Y Z^T with Y orthonormal
 
   // SVD of Z^T from the small Gram matrix: Z^T Z = Q S^2 Q^T.
@@ -90,11 +97,7 @@ TruncatedSVD<typename Products::eT> randomized_svd(
   N.products.gram(Z, C);
   arma::vec lambda;
   arma::mat Q;
-  TruncatedSVD<eT> out;
-  out.U.zeros(Y.n_rows, k);
-  out.V.zeros(Z.n_rows, k);
-  out.s.zeros(k);
-  if (Y.n_cols == 0 || !arma::eig_sym(lambda, Q, arma::conv_to<arma::mat>::from(C))) return out;
+  if (!arma::eig_sym(lambda, Q, arma::conv_to<arma::mat>::from(C))) return out;
   const arma::uword r = std::min<arma::uword>(k, lambda.n_elem);
   const double tiny = std::max(lambda.max(), 0.0) * std::numeric_limits<eT>::epsilon();
   for (arma::uword j = 0; j < r; ++j) {
