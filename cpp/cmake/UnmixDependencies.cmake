@@ -3,12 +3,11 @@
 # work is the one we chose and threadpoolctl can see it.
 include(GNUInstallDirs)
 
-find_path(UNMIX_ARMADILLO_INCLUDE_DIR armadillo
-  HINTS ${ARMADILLO_INCLUDE_DIR} ENV CONDA_PREFIX PATH_SUFFIXES include)
-if(NOT UNMIX_ARMADILLO_INCLUDE_DIR)
+find_package(Armadillo)
+if(NOT ARMADILLO_INCLUDE_DIRS)
   message(FATAL_ERROR
-    "unmix: Armadillo headers not found. Install them (Debian: "
-    "apt-get install libarmadillo-dev; conda: armadillo) or set ARMADILLO_INCLUDE_DIR.")
+    "unmix: Armadillo not found. Install it (Debian: apt-get install libarmadillo-dev; "
+    "conda: armadillo) or set ARMADILLO_INCLUDE_DIR and ARMADILLO_LIBRARY.")
 endif()
 
 if(NOT DEFINED BLA_VENDOR)
@@ -22,11 +21,14 @@ endif()
 find_package(BLAS REQUIRED)
 find_package(LAPACK REQUIRED)
 
+# The settings every user of the headers needs; the installed package
+# config applies the same ones (cpp/cmake/unmixConfig.cmake.in).
+set(UNMIX_ARMA_DEFINITIONS
+  ARMA_DONT_USE_WRAPPER ARMA_DONT_USE_HDF5 ARMA_DONT_USE_ARPACK ARMA_DONT_USE_SUPERLU
+  ARMA_WARN_LEVEL=0 ARMA_USE_BLAS ARMA_USE_LAPACK)
+
 function(unmix_link_dependencies target)
-  target_include_directories(${target} SYSTEM INTERFACE
-    $<BUILD_INTERFACE:${UNMIX_ARMADILLO_INCLUDE_DIR}>)
-  target_compile_definitions(${target} INTERFACE
-    ARMA_DONT_USE_WRAPPER ARMA_DONT_USE_HDF5 ARMA_DONT_USE_ARPACK
-    ARMA_DONT_USE_SUPERLU ARMA_WARN_LEVEL=0 ARMA_USE_BLAS ARMA_USE_LAPACK)
+  target_include_directories(${target} SYSTEM INTERFACE $<BUILD_INTERFACE:${ARMADILLO_INCLUDE_DIRS}>)
+  target_compile_definitions(${target} INTERFACE ${UNMIX_ARMA_DEFINITIONS})
   target_link_libraries(${target} INTERFACE LAPACK::LAPACK BLAS::BLAS)
 endfunction()

@@ -2,6 +2,9 @@ include(CMakePackageConfigHelpers)
 
 install(DIRECTORY cpp/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS unmix EXPORT unmixTargets)
+if(UNMIX_HAS_MPI)
+  install(TARGETS unmix_mpi EXPORT unmixTargets)
+endif()
 install(EXPORT unmixTargets NAMESPACE unmix::
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/unmix)
 configure_package_config_file(cpp/cmake/unmixConfig.cmake.in

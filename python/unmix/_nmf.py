@@ -109,7 +109,8 @@ def nmf(
         Maximum number of iterations (each updates W and then H).
     tol : float
         Stop when the penalized objective decreases by less than ``tol``
-        times its value in one iteration.
+        times its value in one iteration, or when the fit is exact to
+        ``tol``: ``||X - WH||_F <= tol ||X||_F``.
     random_state : int, numpy Generator/RandomState or None
         Seed of the random initialization and of the randomized SVD behind
         NNDSVD. The same seed gives the same result.

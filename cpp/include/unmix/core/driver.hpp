@@ -163,7 +163,10 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
                                "; the data or the regularization weights are out of range");
     const double elapsed = clock.seconds();
     const bool asked = comm.any(callback && callback(Progress{it, f, rel, elapsed}));
-    if (f_prev - f <= opt_.tol * std::abs(f_prev)) {
+    // Converged when an iteration gains less than tol, or when the fit is
+    // exact to tol: then the objective falls geometrically towards zero and
+    // its relative decrease alone would never get small.
+    if (f_prev - f <= opt_.tol * std::abs(f_prev) || rel <= opt_.tol) {
       res.stop_reason = StopReason::tol;
       res.converged = stop = true;
     } else if (asked) {

@@ -20,7 +20,9 @@ struct Options {
   Solver solver = Solver::bpp;
   Init init = Init::nndsvda;
   int max_iter = 500;
-  double tol = 1e-5;  // on the relative decrease of the penalized objective
+  // Stop when one iteration lowers the penalized objective by less than tol
+  // times its value, or when ||M - W H^T||_F <= tol ||M||_F.
+  double tol = 1e-5;
   double time_limit = std::numeric_limits<double>::infinity();  // seconds
   std::uint64_t seed = 0;
   FactorOptions W, H;
