@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include <unmix.hpp>
+#include <unmix/comm/grid_shape.hpp>
 
 #include "register.hpp"
 
@@ -22,6 +23,8 @@ void register_info(py::module_& m) {
         "Solver names mapped to a one-line summary.");
   m.def("inits", [] { return table(init_table); },
         "Initialization names mapped to a one-line summary.");
+  m.def("choose_grid", &comm::choose_grid, py::arg("p"), py::arg("m"), py::arg("n"),
+        "The (pr, pc) process grid with the least communication for an m x n matrix M.");
 }
 
 }  // namespace unmix::bindings

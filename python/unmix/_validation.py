@@ -64,6 +64,10 @@ def as_core_matrix(X: Any, name: str = "X") -> CoreMatrix:
             raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {X.ndim}-D")
         if X.format not in ("csr", "csc"):
             X = X.tocsr()
+        try:  # O(nnz): out-of-range indices would make the core read out of bounds
+            X.check_format(full_check=True)
+        except ValueError as err:
+            raise ValueError(f"{name} is a malformed sparse matrix: {err}") from None
         dtype = _float_dtype(X.dtype, name)
         if X.dtype != dtype:
             X = X.astype(dtype)
@@ -80,7 +84,10 @@ def as_core_matrix(X: Any, name: str = "X") -> CoreMatrix:
         return CoreMatrix(None, (indptr, indices, X.data), core_shape, transposed, dtype)
 
     if not isinstance(X, np.ndarray):
-        X = np.asarray(X)
+        try:
+            X = np.asarray(X)
+        except ValueError as err:  # e.g. ragged nested lists
+            raise ValueError(f"{name} must be a 2-D array (n_samples, n_features): {err}") from None
     if X.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array (n_samples, n_features), got a {X.ndim}-D array "

@@ -1,0 +1,54 @@
+"""Run under mpirun by test_distributed.py: each rank factors its block with
+unmix.distributed.nmf and checks its rows against the serial unmix.nmf."""
+
+import sys
+
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+import unmix
+import unmix.distributed as ud
+
+comm = MPI.COMM_WORLD
+rng = np.random.default_rng(5)  # the same global matrix on every rank
+n_samples, n_features, k = 41, 23, 3
+X = rng.random((n_samples, k)) @ rng.random((k, n_features)) + 0.02 * rng.random((n_samples, n_features))
+X[rng.random(X.shape) < 0.3] = 0
+failures = []
+grids = {(comm.size, 1), (1, comm.size), ud.choose_grid(comm.size, X.shape)}
+if comm.size == 4:
+    grids.add((2, 2))
+for grid in sorted(grids):
+    rows, cols = ud.block_of(comm.rank, X.shape, grid)
+    for solver in ("bpp", "hals", "mu"):
+        for kind in ("C", "F", "csr", "csc", "float32"):
+            block = X[rows, cols]
+            data = {"C": np.ascontiguousarray(block), "F": np.asfortranarray(block),
+                    "csr": sp.csr_matrix(block), "csc": sp.csc_matrix(block),
+                    "float32": np.ascontiguousarray(block, dtype=np.float32)}[kind]
+            full = X.astype(np.float32) if kind == "float32" else X
+            kw = dict(solver=solver, max_iter=12, tol=0, random_state=3, l1_W=0.01, l2_H=0.1)
+            serial = unmix.nmf(full if kind != "F" else np.asfortranarray(full), k, **kw)
+            dist = ud.nmf(data, k, comm=comm, shape=X.shape, grid=grid, **kw)
+            W, H = dist.gather(comm)
+            tol = 1e-3 if kind == "float32" else 1e-9
+            if comm.rank == 0:
+                assert W.dtype == full.dtype and H.dtype == full.dtype
+                err_W = np.abs(W - serial.W).max() / np.abs(serial.W).max()
+                err_H = np.abs(H - serial.H).max() / np.abs(serial.H).max()
+                if not (err_W <= tol and err_H <= tol and dist.n_iter == serial.n_iter):
+                    failures.append(f"grid {grid} {solver} {kind}: W {err_W:.2e} H {err_H:.2e}")
+# An error on one rank's input is raised on every rank, without a hang.
+bad = np.zeros((2, 2)) if comm.rank == comm.size - 1 else X[ud.block_of(comm.rank, X.shape, (comm.size, 1))]
+try:
+    ud.nmf(bad, k, comm=comm, shape=X.shape, grid=(comm.size, 1))
+    failures.append("a wrong block shape was accepted")
+except ValueError as err:
+    if f"rank {comm.size - 1}" not in str(err):
+        failures.append(f"unclear error: {err}")
+failures = comm.gather(failures, root=0)
+if comm.rank == 0:
+    flat = [f for rank_failures in failures for f in rank_failures]
+    print(f"{comm.size} ranks: {len(flat)} failures", *flat, sep="\n")
+    sys.exit(1 if flat else 0)
