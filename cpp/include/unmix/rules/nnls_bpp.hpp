@@ -108,39 +108,107 @@ class BlockPivotingNNLS {
     for (std::size_t begin = 0; begin < cols.size();) {
       std::size_t end = begin + 1;
       while (end < cols.size() && std::memcmp(key(cols[begin]), key(cols[end]), k) == 0) ++end;
-      const arma::uvec group(std::vector<arma::uword>(cols.begin() + begin, cols.begin() + end));
-      solve_group(G, Rt, X, group, key(cols[begin]));
+      solve_group(G, Rt, X, &cols[begin], end - begin, key(cols[begin]));
       begin = end;
     }
   }
 
+  // One Cholesky factorization of G on the passive set, then two triangular
+  // solves per column. Plain loops on reused buffers: the sets are small
+  // (k is tens) and numerous, so allocation and indexing overhead would
+  // otherwise dominate.
   void solve_group(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, arma::Mat<eT>& X,
-                   const arma::uvec& group, const std::uint8_t* passive) {
+                   const arma::uword* group, std::size_t n_group, const std::uint8_t* passive) {
     const arma::uword k = G.n_rows;
-    std::vector<arma::uword> idx_v;
+    idx_.clear();
     for (arma::uword i = 0; i < k; ++i)
-      if (passive[i]) idx_v.push_back(i);
-    X.cols(group).zeros();
-    if (idx_v.empty()) {
-      Y_.cols(group) = -Rt.cols(group);
+      if (passive[i]) idx_.push_back(i);
+    const arma::uword p = idx_.size();
+    L_.set_size(p, p);
+    for (arma::uword b = 0; b < p; ++b)
+      for (arma::uword a = 0; a < p; ++a) L_(a, b) = G(idx_[a], idx_[b]);
+    if (!cholesky(L_)) {
+      solve_group_singular(G, Rt, X, group, n_group);
       return;
     }
-    const arma::uvec idx(idx_v);
-    const arma::Mat<eT> Gp = G.submat(idx, idx);
-    const arma::Mat<eT> rhs = Rt.submat(idx, group);
-    arma::Mat<eT> sol;
-    arma::Mat<eT> U;
-    if (arma::chol(U, Gp)) {
-      sol = arma::solve(arma::trimatu(U), arma::solve(arma::trimatl(U.t()), rhs));
-    } else if (!arma::solve(sol, Gp, rhs, arma::solve_opts::force_approx)) {
-      sol.zeros(idx.n_elem, group.n_elem);  // G is zero on this block: x = 0 minimizes
+    z_.set_size(p);
+    for (std::size_t g = 0; g < n_group; ++g) {
+      const arma::uword c = group[g];
+      eT* x = X.colptr(c);
+      for (arma::uword i = 0; i < k; ++i) x[i] = eT(0);
+      for (arma::uword a = 0; a < p; ++a) {  // L z = r_P
+        eT v = Rt(idx_[a], c);
+        for (arma::uword t = 0; t < a; ++t) v -= L_(a, t) * z_[t];
+        z_[a] = v / L_(a, a);
+      }
+      for (arma::uword a = p; a-- > 0;) {  // L^T x_P = z
+        eT v = z_[a];
+        for (arma::uword t = a + 1; t < p; ++t) v -= L_(t, a) * x[idx_[t]];
+        x[idx_[a]] = v / L_(a, a);
+      }
+      update_y(G, Rt, X, c);
     }
-    X.submat(idx, group) = sol;
-    Y_.cols(group) = G.cols(idx) * sol - Rt.cols(group);
-    Y_.submat(idx, group).zeros();
+  }
+
+  // y = G x - r for column c, exactly zero on the passive set.
+  void update_y(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, const arma::Mat<eT>& X,
+                arma::uword c) {
+    const arma::uword k = G.n_rows;
+    const eT* x = X.colptr(c);
+    const std::uint8_t* passive = &passive_[static_cast<std::size_t>(c) * k];
+    eT* y = Y_.colptr(c);
+    for (arma::uword i = 0; i < k; ++i) y[i] = -Rt(i, c);
+    for (arma::uword a : idx_) {
+      const eT xa = x[a];
+      const eT* g = G.colptr(a);
+      for (arma::uword i = 0; i < k; ++i) y[i] += g[i] * xa;
+    }
+    for (arma::uword i = 0; i < k; ++i)
+      if (passive[i]) y[i] = eT(0);
+  }
+
+  // In-place lower Cholesky factor; false when the matrix is not
+  // numerically positive definite.
+  static bool cholesky(arma::Mat<eT>& A) {
+    const arma::uword p = A.n_rows;
+    for (arma::uword j = 0; j < p; ++j) {
+      eT d = A(j, j);
+      for (arma::uword t = 0; t < j; ++t) d -= A(j, t) * A(j, t);
+      if (!(d > std::numeric_limits<eT>::epsilon() * A(j, j) * eT(p))) return false;
+      d = std::sqrt(d);
+      A(j, j) = d;
+      for (arma::uword i = j + 1; i < p; ++i) {
+        eT v = A(i, j);
+        for (arma::uword t = 0; t < j; ++t) v -= A(i, t) * A(j, t);
+        A(i, j) = v / d;
+      }
+    }
+    return true;
+  }
+
+  // A singular passive block (duplicate or zero columns in the other
+  // factor): the minimum-norm least-squares solution still minimizes.
+  void solve_group_singular(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, arma::Mat<eT>& X,
+                            const arma::uword* group, std::size_t n_group) {
+    const arma::uvec idx = arma::conv_to<arma::uvec>::from(idx_);
+    const arma::uvec cols(const_cast<arma::uword*>(group), n_group, false, true);
+    arma::Mat<eT> sol;
+    if (idx.is_empty() ||
+        !arma::solve(sol, arma::Mat<eT>(G.submat(idx, idx)), arma::Mat<eT>(Rt.submat(idx, cols)),
+                     arma::solve_opts::force_approx))
+      sol.zeros(idx.n_elem, n_group);
+    for (std::size_t g = 0; g < n_group; ++g) {
+      eT* x = X.colptr(group[g]);
+      for (arma::uword i = 0; i < X.n_rows; ++i) x[i] = eT(0);
+      for (arma::uword a = 0; a < idx.n_elem; ++a) x[idx[a]] = sol(a, g);
+      update_y(G, Rt, X, group[g]);
+    }
   }
 
   std::vector<std::uint8_t> passive_;
+  std::vector<arma::uword> idx_;
+  arma::Mat<eT> L_;
+  arma::Col<eT> z_;
   std::vector<int> alpha_, beta_;
   arma::Mat<eT> Y_;
   double g_max_ = 0;
