@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._nmf import _fit
+from ._nmf import _fit, nnls_abundances
 from ._validation import INITS, SOLVERS
 
 
@@ -146,15 +146,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         learned components."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        H = self.components_.astype(X.dtype, copy=False)
-        W0 = np.zeros((X.shape[0], self.n_components_), dtype=X.dtype)
-        # One BPP half-step with H fixed is the exact solution.
-        result = _fit(
-            X, self.n_components_, solver="bpp", init="custom", max_iter=1, tol=0.0,
-            random_state=0, W=W0, H=H, callback=None, verbose=False, time_limit=None,
-            update_H=False, **self._penalties(),
-        )
-        return result.W
+        return nnls_abundances(X, self.components_, l1_W=self.l1_W, l2_W=self.l2_W)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Data reconstructed from abundances: ``X @ components_``."""

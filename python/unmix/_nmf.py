@@ -268,3 +268,18 @@ class _Progress:
         if self.callback is None:
             return False
         return bool(self.callback(IterationInfo(iteration, objective, rel_error, elapsed)))
+
+
+def nnls_abundances(X: Any, H: np.ndarray, l1_W: float = 0.0, l2_W: float = 0.0) -> np.ndarray:
+    """For each row x of X, the exact minimizer over w >= 0 of
+    ``½||x - w H||² + l1_W ||w||₁ + ½ l2_W ||w||²``: one BPP half-step of the
+    core with H held fixed (rows with equal passive sets share a solve)."""
+    M = as_core_matrix(X)
+    H = np.asarray(H, dtype=M.dtype)
+    k = H.shape[0]
+    W0 = np.zeros((M.shape[0], k), dtype=M.dtype)
+    return _fit(
+        X, k, solver="bpp", init="custom", max_iter=1, tol=0.0, random_state=0, W=W0, H=H,
+        l1_W=l1_W, l1_H=0.0, l2_W=l2_W, l2_H=0.0, callback=None, verbose=False,
+        time_limit=None, update_H=False,
+    ).W

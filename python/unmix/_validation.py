@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -116,11 +116,12 @@ def _check_not_empty(shape: tuple[int, ...], name: str) -> None:
         )
 
 
-def check_int(value: Any, name: str, low: int) -> int:
+def check_int(value: Any, name: str, low: int, high: Optional[int] = None) -> int:
+    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {expected}, got {value}")
     return int(value)
 
 
@@ -170,3 +171,78 @@ def seed_from(random_state: Any) -> int:
     if not 0 <= random_state < 2**64:
         raise ValueError(f"random_state must be in [0, 2**64), got {random_state}")
     return int(random_state)
+
+
+# The largest temporary (in bytes) a blocked computation may allocate.
+BLOCK_BYTES = 8 * 2**20
+
+
+def matrix(value: Any, name: str, *, sparse: bool = False,
+           nonneg: bool = False) -> Union[np.ndarray, sp.csr_matrix, sp.csr_array]:
+    """A finite, real, non-empty 2-D array (float32 kept, else float64).
+
+    With ``sparse=True`` scipy.sparse input is accepted and returned as CSR;
+    otherwise it is an error.
+    """
+    if sp.issparse(value):
+        if not sparse:
+            raise TypeError(f"{name} must be a dense array, got a scipy.sparse {value.format} "
+                            "matrix (use .toarray())")
+        M = value.tocsr()
+        dtype = _float_dtype(M.dtype, name)
+        if M.dtype != dtype:
+            M = M.astype(dtype)
+        data = M.data
+    else:
+        if isinstance(value, (str, bytes)) or value is None:
+            raise TypeError(f"{name} must be a 2-D array of numbers, got {value!r}")
+        try:
+            M = np.asarray(value)
+        except ValueError as err:  # ragged nested lists
+            raise ValueError(f"{name} must be a 2-D array of numbers: {err}") from None
+        dtype = _float_dtype(M.dtype, name)
+        if M.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D array, got a {M.ndim}-D array with shape "
+                             f"{M.shape}")
+        if M.dtype != dtype:
+            try:
+                M = M.astype(dtype)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"{name} must hold numbers, got dtype {M.dtype}: {err}") from None
+        data = M
+    if 0 in M.shape:
+        raise ValueError(f"{name} must be non-empty, got shape {M.shape}")
+    bad = _count_nonfinite(data)
+    if bad:
+        raise ValueError(f"{name} must be finite, got {bad} entries that are NaN or infinity")
+    if nonneg and data.size and data.min() < 0:
+        raise ValueError(f"{name} must be non-negative, got a minimum of {data.min()}")
+    return M
+
+
+def _count_nonfinite(data: np.ndarray) -> int:
+    """NaN and infinity entries, counted in blocks (no full-size boolean mask)."""
+    if data.ndim == 1 or data.size * data.itemsize <= BLOCK_BYTES:
+        return int(data.size - np.count_nonzero(np.isfinite(data)))
+    step = block_step(data.shape[1], data.itemsize)
+    return sum(int(data[i:i + step].size - np.count_nonzero(np.isfinite(data[i:i + step])))
+               for i in range(0, data.shape[0], step))
+
+
+def rng_from(random_state: Any, name: str = "random_state") -> np.random.Generator:
+    """A numpy Generator from None, an integer seed, a Generator or a RandomState."""
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(f"{name} must be None, a non-negative integer or a numpy random "
+                        f"generator, got {random_state!r}")
+    if random_state < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {random_state}")
+    return np.random.default_rng(int(random_state))
+
+
+def block_step(n_cols: int, itemsize: int = 8) -> int:
+    """Rows per block so that a (rows x n_cols) temporary fits BLOCK_BYTES."""
+    return max(1, BLOCK_BYTES // max(1, n_cols * itemsize))
