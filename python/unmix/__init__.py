@@ -10,10 +10,13 @@ from pathlib import Path
 from . import _core
 from ._estimator import NMF
 from ._nmf import IterationInfo, NMFResult, nmf
+from .image import SpectralImage
 
 __version__: str = _core.__version__
 
-__all__ = ["NMF", "IterationInfo", "NMFResult", "get_include", "nmf", "__version__"]
+__all__ = [
+    "NMF", "IterationInfo", "NMFResult", "SpectralImage", "get_include", "nmf", "__version__",
+]
 
 
 def get_include() -> str:

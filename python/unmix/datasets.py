@@ -27,11 +27,11 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ._validation import rng_from
+from .image import SpectralImage
 
 __all__ = [
     "DEFAULT_MINERALS",
-    "SpectralImage",
-    "SyntheticImage",
+    "ReferenceImage",
     "USGSLibrary",
     "data_folder",
     "load_samson",
@@ -42,12 +42,16 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class SyntheticImage:
-    """A spectral image with its ground truth.
+class ReferenceImage:
+    """A spectral image with its ground truth (real or synthetic).
 
-    ``X`` is (n_pixels, n_channels) in C order (pixels in row-major order of
-    ``spatial_shape``); ``abundances`` (n_pixels, k) sum to one per pixel;
-    ``endmembers`` (k, n_channels) sum to one each; ``X ≈ counts · A E``.
+    ``X`` is (n_pixels, n_channels) in C order, pixels in row-major order of
+    ``spatial_shape`` (``X.reshape(*spatial_shape, n_channels)`` is the
+    image); ``abundances`` (n_pixels, k) are in the same pixel order and sum
+    to one per pixel; ``endmembers`` (k, n_channels), named by
+    ``endmember_names``. When the data is a known mixture,
+    ``X ≈ scale · abundances @ endmembers``; ``scale`` is None for real data
+    whose endmembers do not reconstruct X exactly (Samson).
     """
 
     X: np.ndarray
@@ -56,6 +60,13 @@ class SyntheticImage:
     spatial_shape: tuple[int, ...]
     channels: np.ndarray
     channel_unit: str
+    endmember_names: tuple[str, ...] = ()
+    scale: Optional[float] = None
+
+    def image(self) -> SpectralImage:
+        """The data as an :class:`unmix.SpectralImage` (no copy)."""
+        return SpectralImage.from_matrix(self.X, self.spatial_shape, channels=self.channels,
+                                         channel_unit=self.channel_unit)
 
 
 def tof_sims_like(
@@ -64,7 +75,7 @@ def tof_sims_like(
     n_components: int = 4,
     counts_per_pixel: float = 2000.0,
     seed: int = 0,
-) -> SyntheticImage:
+) -> ReferenceImage:
     """A ToF-SIMS-like image: smooth chemical domains, peaky mass spectra and
     Poisson counting noise.
 
@@ -97,35 +108,12 @@ def tof_sims_like(
     A = A.reshape(-1, n_components)
 
     X = rng.poisson(counts_per_pixel * (A @ E)).astype(np.float64)
-    return SyntheticImage(X, A, E, tuple(spatial_shape), channels, "m/z")
+    return ReferenceImage(X, A, E, tuple(spatial_shape), channels, "m/z", scale=counts_per_pixel)
 
 
 # ---------------------------------------------------------------------------
 # Reference data from shared/data
 # ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpectralImage:
-    """A spectral image with its ground truth (real or synthetic).
-
-    ``X`` is (n_pixels, n_channels) in C order, pixels in row-major order of
-    ``spatial_shape`` (``X.reshape(*spatial_shape, n_channels)`` is the
-    image); ``abundances`` (n_pixels, k) are in the same pixel order and sum
-    to one per pixel; ``endmembers`` (k, n_channels), named by
-    ``endmember_names``. When the data is a known mixture,
-    ``X ≈ scale · abundances @ endmembers``; ``scale`` is None for real data
-    whose endmembers do not reconstruct X exactly (Samson).
-    """
-
-    X: np.ndarray
-    abundances: np.ndarray
-    endmembers: np.ndarray
-    spatial_shape: tuple[int, ...]
-    channels: np.ndarray
-    channel_unit: str
-    endmember_names: tuple[str, ...]
-    scale: Optional[float] = None
 
 
 class USGSLibrary(NamedTuple):
@@ -194,7 +182,7 @@ def _loadmat(path: Path) -> dict[str, Any]:
     return loadmat(str(path))
 
 
-def load_samson(folder: Union[str, os.PathLike, None] = None) -> SpectralImage:
+def load_samson(folder: Union[str, os.PathLike, None] = None) -> ReferenceImage:
     """The Samson hyperspectral image (95 × 95 pixels, 156 bands) with its
     ground truth.
 
@@ -219,7 +207,7 @@ def load_samson(folder: Union[str, os.PathLike, None] = None) -> SpectralImage:
     # Y[b, r + rows * c] -> cube[r, c, b] -> row r * cols + c of X.
     X = np.ascontiguousarray(Y.reshape(bands, cols, rows).transpose(2, 1, 0)).reshape(-1, bands)
     A = np.ascontiguousarray(S.reshape(-1, k))
-    return SpectralImage(X, A, E, (rows, cols), np.arange(bands, dtype=np.float64), "band",
+    return ReferenceImage(X, A, E, (rows, cols), np.arange(bands, dtype=np.float64), "band",
                          ("soil", "tree", "water"))
 
 
@@ -279,7 +267,7 @@ def usgs_mixture(
     seed: Any = 0,
     folder: Union[str, os.PathLike, None] = None,
     clip: bool = True,
-) -> SpectralImage:
+) -> ReferenceImage:
     """A synthetic mixture of USGS library spectra with exactly known truth.
 
     ``X = A E + noise`` where ``A`` (n_pixels, 3) is the abundance map of
@@ -316,7 +304,7 @@ def usgs_mixture(
 
     Returns
     -------
-    SpectralImage
+    ReferenceImage
         ``abundances`` = A, ``endmembers`` = E, ``channels`` the wavelengths
         in µm, ``X ≈ scale · A E`` (``scale`` is 1 without Poisson noise).
     """
@@ -363,4 +351,4 @@ def usgs_mixture(
         X = Y + rng.normal(0.0, sigma, Y.shape)
         if clip:
             np.maximum(X, 0.0, out=X)
-    return SpectralImage(X, A, E, cube.shape[:2], lib.wavelengths.copy(), "µm", names, scale)
+    return ReferenceImage(X, A, E, cube.shape[:2], lib.wavelengths.copy(), "µm", names, scale)

@@ -136,6 +136,10 @@ def test_recipe_builds_from_this_tree_with_pip(recipe: dict[str, Any]) -> None:
     assert any("compiler('cxx')" in spec.replace('"', "'") for spec in build), build
 
 
+# PyPI names whose conda-forge package is named differently.
+CONDA_NAMES = {"matplotlib": "matplotlib-base"}
+
+
 def test_recipe_run_requirements_match_pyproject(
     recipe: dict[str, Any], pyproject: dict[str, Any]
 ) -> None:
@@ -143,6 +147,7 @@ def test_recipe_run_requirements_match_pyproject(
     assert "python" in run
     for requirement in pyproject["project"]["dependencies"]:
         name, low = _pip_lower_bound(requirement)
+        name = CONDA_NAMES.get(name, name)
         assert name in run, f"{requirement!r} of pyproject.toml is missing from the recipe's run"
         assert run[name] == low, (
             f"lower bound of {name}: pyproject.toml says {low}, conda/recipe.yaml says {run[name]}"
