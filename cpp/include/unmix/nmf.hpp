@@ -45,6 +45,49 @@ void check_factor(const arma::Mat<eT>* F, arma::uword rows, arma::uword k, const
     throw_invalid("unmix::nmf", name, "non-negative", F->min());
 }
 
+inline void check_constraints(const FactorOptions& f, const std::string& name, arma::uword rows,
+                              arma::uword k, arma::uword local_rows) {
+  const std::string where = "unmix::nmf";
+  if (!std::isfinite(f.lower) || f.lower < 0)
+    throw_invalid(where, name + ".lower", "finite and >= 0", f.lower);
+  if (!(f.upper > f.lower)) throw_invalid(where, name + ".upper", "> lower", f.upper);
+  for (const auto* v : {&f.lower_cols, &f.upper_cols})
+    if (!v->is_empty() && v->n_elem != k)
+      throw_invalid(where, name + (v == &f.lower_cols ? ".lower_cols" : ".upper_cols"),
+                    "of length k = " + std::to_string(k), v->n_elem);
+  if (!f.lower_cols.is_empty() && (!f.lower_cols.is_finite() || f.lower_cols.min() < 0))
+    throw_invalid(where, name + ".lower_cols", "finite and >= 0", "a negative or non-finite value");
+  if (!f.lower_cols.is_empty() && !f.upper_cols.is_empty() && arma::any(f.upper_cols <= f.lower_cols))
+    throw_invalid(where, name + ".upper_cols", "> lower_cols in every column", "a column with upper <= lower");
+  if (f.simplex && (f.bounded() || !f.fixed_cols.empty()))
+    throw_invalid(where, name + ".simplex", "used without bounds or fixed columns on the same factor",
+                  "a combination");
+  check_penalty(f.smooth, (name + ".smooth").c_str());
+  if (f.smooth > 0) {
+    if (!f.graph) throw_invalid(where, name + ".graph", "given when smooth > 0", "nothing");
+    if (f.graph->n_rows != rows || f.graph->n_cols != rows)
+      throw_invalid(where, name + ".graph.shape", "equal to " + shape(rows, rows),
+                    shape(f.graph->n_rows, f.graph->n_cols));
+  }
+  std::vector<bool> seen(k, false);
+  for (arma::uword c : f.fixed_cols) {
+    if (c >= k || seen[c])
+      throw_invalid(where, name + ".fixed_cols", "distinct column indices below k = " + std::to_string(k), c);
+    seen[c] = true;
+  }
+  if (!f.fixed_cols.empty()) {
+    if (f.fixed_cols.size() >= k)
+      throw_invalid(where, name + ".fixed_cols", "fewer than k columns (some must be learned)",
+                    f.fixed_cols.size());
+    if (f.fixed_values.n_rows != local_rows || f.fixed_values.n_cols != f.fixed_cols.size())
+      throw_invalid(where, name + ".fixed_values.shape",
+                    "equal to " + shape(local_rows, f.fixed_cols.size()),
+                    shape(f.fixed_values.n_rows, f.fixed_values.n_cols));
+    if (!f.fixed_values.is_finite() || (f.fixed_values.n_elem && f.fixed_values.min() < 0))
+      throw_invalid(where, name + ".fixed_values", "finite and >= 0", "a negative or non-finite value");
+  }
+}
+
 }  // namespace detail
 
 // Checks every option against the problem size (global m x n, this rank's
@@ -75,6 +118,28 @@ void validate(const Options& opt, arma::uword m, arma::uword n, arma::uword k,
     detail::check_factor(W0, wr, k, "W");
     detail::check_factor(H0, hr, k, "H");
   }
+  detail::check_constraints(opt.W, "W", m, k, wr);
+  detail::check_constraints(opt.H, "H", n, k, hr);
+}
+
+// What only some rules can do exactly, and what the distributed driver does
+// not do yet, is refused with the names of those that can.
+template <template <typename> class Rule, typename Comm>
+void check_support(const Options& opt) {
+  for (const auto* f : {&opt.W, &opt.H}) {
+    const char* name = f == &opt.W ? "W" : "H";
+    if (f->bounded() && !Rule<double>::supports_bounds)
+      throw std::invalid_argument(std::string("unmix::nmf: bounds on ") + name +
+                                  " are not supported by solver '" + Rule<double>::name +
+                                  "'; use 'hals' or 'mu'");
+    if (f->simplex && !Rule<double>::supports_simplex)
+      throw std::invalid_argument(std::string("unmix::nmf: the sum-to-one constraint on ") + name +
+                                  " is not supported by solver '" + Rule<double>::name +
+                                  "'; use 'bpp' or 'mu'");
+    if (Comm::distributed && (f->smooth > 0 || !f->fixed_cols.empty()))
+      throw std::invalid_argument(std::string("unmix::nmf: graph smoothness and fixed columns on ") +
+                                  name + " are not available in the distributed driver yet");
+  }
 }
 
 // Factors this rank's block of a distributed (or, with the serial
@@ -89,6 +154,7 @@ Result<typename Data::elem_type> nmf(const Data& data, const Comm& comm, arma::u
   validate(opt, m, n, k, W0, H0, comm.W_rows(m).count, comm.H_rows(n).count);
   return with_rule(opt.solver, [&](auto tag) {
     using Tag = decltype(tag);
+    check_support<Tag::template rule, Comm>(opt);
     return Driver<eT, Tag::template rule, Comm>(opt).run(data, comm, m, n, k, W0, H0, callback);
   });
 }

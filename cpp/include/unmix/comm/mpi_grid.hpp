@@ -38,6 +38,8 @@ struct CommStats {
 // mix with the caller's) and never calls MPI_Init, MPI_Finalize or MPI_Abort.
 class MpiGrid {
  public:
+  static constexpr bool distributed = true;
+
   MpiGrid(MPI_Comm comm, int pr, int pc, arma::uword m, arma::uword n) : pr_(pr), pc_(pc), m_(m), n_(n) {
     int size = 0;
     MPI_Comm_size(comm, &size);

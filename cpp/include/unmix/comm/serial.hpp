@@ -14,6 +14,8 @@ namespace unmix::comm {
 //                                the grid row (column) to the owned rows
 // Serial versions return their argument, so nothing is copied.
 struct Serial {
+  static constexpr bool distributed = false;
+
   template <typename eT>
   void all_reduce(arma::Mat<eT>&) const {}
   double all_reduce(double x) const { return x; }

@@ -7,7 +7,7 @@
 #include "../comm/serial.hpp"
 #include "../data/stats.hpp"
 #include "../init/initialize.hpp"
-#include "../regularize/penalty.hpp"
+#include "factor_step.hpp"
 #include "options.hpp"
 #include "products.hpp"
 #include "progress.hpp"
@@ -97,27 +97,28 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   }
 
   arma::Mat<eT>* F[2] = {&W, &H};
-  const regularize::Penalty penalty[2] = {regularize::Penalty(opt_.W), regularize::Penalty(opt_.H)};
+  FactorStep<eT, Rule> step[2] = {FactorStep<eT, Rule>(opt_.W, k), FactorStep<eT, Rule>(opt_.H, k)};
+  step[0].prepare(W);
+  step[1].prepare(H);
   const bool update[2] = {!opt_.W.fixed, !opt_.H.fixed};
   // Update the natural rows' factor first, whatever the orientation of M.
   const int order[2] = {opt_.transposed ? 1 : 0, opt_.transposed ? 0 : 1};
-  Rule<eT> rule[2];
-  arma::Mat<eT> gram[2], G;
+  arma::Mat<eT> gram[2];
   {
     const ScopedTimer timer(t.gram);
     products.gram(W, gram[0]);
     products.gram(H, gram[1]);
   }
 
-  // The penalized objective, given <F[s], R_raw> on this rank for the
-  // factor s that changed last (the other one is unchanged since R).
+  // The penalized objective, given <F[s], R> on this rank for the factor s
+  // that changed last (the other one is unchanged since R).
   auto objective = [&](double cross_local, double& rel_error) {
-    arma::Mat<double> local = {cross_local, penalty[0].local_value(W), penalty[1].local_value(H)};
+    arma::Mat<double> local = {cross_local, step[0].local_penalty(W), step[1].local_penalty(H)};
     comm.all_reduce(local);
     const double loss = 0.5 * (norm2 - 2.0 * local[0] + inner(gram[0], gram[1]));
     rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
-    return loss + local[1] + local[2] + penalty[0].gram_value(gram[0]) +
-           penalty[1].gram_value(gram[1]);
+    return loss + local[1] + local[2] + step[0].gram_penalty(gram[0]) +
+           step[1].gram_penalty(gram[1]);
   };
   auto record = [&](double f, double rel) {
     res.objective.push_back(f);
@@ -139,17 +140,15 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
         const double f0 = objective(inner(*F[s], *R), rel);
         record(f0, rel);
       }
-      G = gram[1 - s];
-      penalty[s].apply(G, *R);
       {
         const ScopedTimer timer(t.update);
-        rule[s].update(G, *R, *F[s]);
+        step[s].update(gram[1 - s], *R, *F[s]);
       }
       {
         const ScopedTimer timer(t.gram);
         products.gram(*F[s], gram[s]);
       }
-      cross = penalty[s].raw_inner(*F[s], *R);
+      cross = inner(*F[s], *R);
     }
     double rel;
     const double f = objective(cross, rel);

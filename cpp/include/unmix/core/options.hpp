@@ -1,19 +1,39 @@
 #pragma once
+#include <armadillo>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace unmix {
 
 enum class Solver { mu, hals, bpp };
 enum class Init { random, nndsvd, nndsvda, nndsvdar, custom };
 
-// Per-factor settings. Penalties follow DESIGN.md §1:
-// lambda1 * ||F||_1 + lambda2 / 2 * ||F||_F^2.
+// Per-factor settings (DESIGN.md §1). Penalties:
+//   l1 ||F||_1 + l2 / 2 ||F||_F^2 + smooth / 2 tr(F^T L F),  L = D - S,
+// with S = *graph a symmetric non-negative similarity between rows of F.
+// Hard constraints: lower <= F <= upper (per column when lower_cols /
+// upper_cols are given), rows of F on the probability simplex (simplex), and
+// the columns fixed_cols held at fixed_values (known endmembers).
 struct FactorOptions {
   double l1 = 0.0;
   double l2 = 0.0;
-  bool fixed = false;  // keep this factor at its initial value
+  bool fixed = false;  // keep the whole factor at its initial value
+  double smooth = 0.0;
+  std::shared_ptr<const arma::sp_mat> graph;
+  double lower = 0.0;
+  double upper = std::numeric_limits<double>::infinity();
+  arma::vec lower_cols, upper_cols;  // size k, or empty for the scalars
+  bool simplex = false;
+  std::vector<arma::uword> fixed_cols;
+  arma::mat fixed_values;  // rows x fixed_cols.size(), this rank's rows
+
+  bool bounded() const {
+    return lower != 0.0 || upper != std::numeric_limits<double>::infinity() ||
+           !lower_cols.is_empty() || !upper_cols.is_empty();
+  }
 };
 
 struct Options {

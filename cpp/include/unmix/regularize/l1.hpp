@@ -15,11 +15,6 @@ struct L1 {
   void apply(arma::Mat<eT>& /*G*/, arma::Mat<eT>& R) const {
     if (lambda > 0) R -= static_cast<eT>(lambda);
   }
-  // Undo apply() on R, to recover the raw product for the objective.
-  template <typename eT>
-  double raw_inner(const arma::Mat<eT>& F, const arma::Mat<eT>& R) const {
-    return inner(F, R) + lambda * total(F);
-  }
   template <typename eT>
   double value(const arma::Mat<eT>& F) const {
     return lambda > 0 ? lambda * total(F) : 0.0;

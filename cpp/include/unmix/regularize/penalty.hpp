@@ -2,37 +2,32 @@
 // All the regularizers of one factor, applied to the half-step's (G, R)
 // before the update rule sees them (DESIGN.md §1).
 #include "../core/options.hpp"
+#include "graph.hpp"
 #include "l1.hpp"
 #include "l2.hpp"
 
 namespace unmix::regularize {
 
+template <typename eT>
 struct Penalty {
   L1 l1;
   L2 l2;
+  Graph<eT> graph;
 
-  explicit Penalty(const FactorOptions& o) : l1{o.l1}, l2{o.l2} {}
+  explicit Penalty(const FactorOptions& o)
+      : l1{o.l1}, l2{o.l2}, graph(o.graph ? Graph<eT>(*o.graph, o.smooth) : Graph<eT>()) {}
 
-  template <typename eT>
-  void apply(arma::Mat<eT>& G, arma::Mat<eT>& R) const {
+  void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F) const {
+    graph.apply(G, R, F);
     l1.apply(G, R);
     l2.apply(G, R);
   }
-  // <F, R> as it was before apply() changed R.
-  template <typename eT>
-  double raw_inner(const arma::Mat<eT>& F, const arma::Mat<eT>& R) const {
-    return l1.raw_inner(F, R);
-  }
+  // Called once F has its new value.
+  void track(const arma::Mat<eT>& F) { graph.track(F); }
   // The penalty's value on this rank's rows of F (the caller sums over ranks).
-  template <typename eT>
-  double local_value(const arma::Mat<eT>& F) const {
-    return l1.value(F);
-  }
+  double local_value(const arma::Mat<eT>& F) const { return l1.value(F) + graph.value(F); }
   // The part that depends only on the global Gram matrix.
-  template <typename eT>
-  double gram_value(const arma::Mat<eT>& gram) const {
-    return l2.value(gram);
-  }
+  double gram_value(const arma::Mat<eT>& gram) const { return l2.value(gram); }
 };
 
 }  // namespace unmix::regularize
