@@ -8,7 +8,9 @@
 #include <exception>
 #include <optional>
 #include <set>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <unmix.hpp>
 
@@ -20,13 +22,59 @@ namespace py = pybind11;
 
 // Options come as a dict of the C++ names; unknown keys are an error so a
 // typo in the Python layer cannot be silently ignored.
+// Per-factor options arrive with the factor's name as a suffix ("l1_W").
+inline void parse_factor(const py::dict& d, const std::string& f, FactorOptions& o) {
+  auto key = [&](const char* base) { return std::string(base) + "_" + f; };
+  auto get = [&](const char* base, auto& field) {
+    if (d.contains(key(base))) field = py::cast<std::decay_t<decltype(field)>>(d[key(base).c_str()]);
+  };
+  get("l1", o.l1);
+  get("l2", o.l2);
+  get("fixed", o.fixed);
+  get("smooth", o.smooth);
+  get("lower", o.lower);
+  get("upper", o.upper);
+  get("simplex", o.simplex);
+  get("fixed_cols", o.fixed_cols);
+  get("name", o.name);
+  auto vec = [&](const char* base, arma::vec& v) {
+    if (!d.contains(key(base))) return;
+    const auto a = py::cast<py::array_t<double, py::array::c_style | py::array::forcecast>>(d[key(base).c_str()]);
+    v = arma::vec(a.data(), static_cast<arma::uword>(a.size()));
+  };
+  vec("lower_cols", o.lower_cols);
+  vec("upper_cols", o.upper_cols);
+  if (d.contains(key("fixed_values"))) {
+    const auto a = py::cast<FArray<double>>(d[key("fixed_values").c_str()]);
+    o.fixed_values = arma::mat(a.data(), a.shape(0), a.shape(1));
+  }
+  if (d.contains(key("graph"))) {  // (indptr, indices, data, n) of a CSC matrix
+    const auto g = py::cast<py::tuple>(d[key("graph").c_str()]);
+    const auto indptr = py::cast<py::array_t<arma::uword, py::array::c_style | py::array::forcecast>>(g[0]);
+    const auto indices = py::cast<py::array_t<arma::uword, py::array::c_style | py::array::forcecast>>(g[1]);
+    const auto values = py::cast<py::array_t<double, py::array::c_style | py::array::forcecast>>(g[2]);
+    const auto n = py::cast<arma::uword>(g[3]);
+    o.graph = std::make_shared<const arma::sp_mat>(
+        arma::uvec(indices.data(), indices.size()), arma::uvec(indptr.data(), indptr.size()),
+        arma::vec(values.data(), values.size()), n, n);
+  }
+}
+
+// Options come as a dict of the C++ names; unknown keys are an error so a
+// typo in the Python layer cannot be silently ignored.
 inline Options parse_options(const py::dict& d) {
-  static const std::set<std::string> known = {
-      "solver", "init", "max_iter", "tol", "time_limit", "seed", "l1_W", "l1_H",
-      "l2_W", "l2_H", "fixed_W", "fixed_H", "transposed", "data_name"};
+  static const std::set<std::string> general = {"solver", "init", "max_iter", "tol",
+                                                "time_limit", "seed", "transposed", "data_name"};
+  static const std::set<std::string> per_factor = {
+      "l1", "l2", "fixed", "smooth", "graph", "lower", "upper", "lower_cols",
+      "upper_cols", "simplex", "fixed_cols", "fixed_values", "name"};
   for (const auto& item : d) {
     const auto key = py::cast<std::string>(item.first);
-    if (!known.count(key)) throw std::invalid_argument("unmix._core: unknown option '" + key + "'");
+    const auto cut = key.rfind('_');
+    const bool factor_key = cut != std::string::npos && per_factor.count(key.substr(0, cut)) &&
+                            (key.substr(cut + 1) == "W" || key.substr(cut + 1) == "H");
+    if (!general.count(key) && !factor_key)
+      throw std::invalid_argument("unmix._core: unknown option '" + key + "'");
   }
   Options o;
   auto get = [&](const char* key, auto& field) {
@@ -38,14 +86,10 @@ inline Options parse_options(const py::dict& d) {
   get("tol", o.tol);
   get("time_limit", o.time_limit);
   get("seed", o.seed);
-  get("l1_W", o.W.l1);
-  get("l1_H", o.H.l1);
-  get("l2_W", o.W.l2);
-  get("l2_H", o.H.l2);
-  get("fixed_W", o.W.fixed);
-  get("fixed_H", o.H.fixed);
   get("transposed", o.transposed);
   get("data_name", o.data_name);
+  parse_factor(d, "W", o.W);
+  parse_factor(d, "H", o.H);
   return o;
 }
 

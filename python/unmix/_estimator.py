@@ -50,6 +50,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     feature_names_in_ : ndarray of str, when X has feature names
     objective_ : ndarray
         Penalized objective per iteration, ``[0]`` at the start.
+    explained_variance_ : ndarray of shape (n_components,)
+        Per component, the energy of its rank-one term ``W[:, i] H[i]`` per
+        sample: ``||W[:, i]||² ||H[i]||² / n_samples`` (float64), in the
+        order of ``components_``. HyperSpy reads it for its scree plot. The
+        rank-one terms of an NMF are not orthogonal, so unlike PCA's these
+        values need not add up to the variance (or the energy) of the data,
+        and the components are not sorted by them.
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
@@ -64,6 +71,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "l2_W": [Interval(Real, 0, None, closed="left")],
         "l2_H": [Interval(Real, 0, None, closed="left")],
         "verbose": ["boolean"],
+        "sum_to_one": ["boolean"],
+        "graph_W": ["sparse matrix", None],
+        "graph_H": ["sparse matrix", None],
+        "smooth_W": [Interval(Real, 0, None, closed="left")],
+        "smooth_H": [Interval(Real, 0, None, closed="left")],
+        "bounds_W": [tuple, None],
+        "bounds_H": [tuple, None],
+        "fixed_H": ["array-like", None],
     }
 
     def __init__(
@@ -80,6 +95,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         l2_W: float = 0.0,
         l2_H: float = 0.0,
         verbose: bool = False,
+        sum_to_one: bool = False,
+        graph_W: Any = None,
+        graph_H: Any = None,
+        smooth_W: float = 0.0,
+        smooth_H: float = 0.0,
+        bounds_W: Optional[tuple[Any, Any]] = None,
+        bounds_H: Optional[tuple[Any, Any]] = None,
+        fixed_H: Any = None,
     ) -> None:
         self.n_components = n_components
         self.solver = solver
@@ -92,6 +115,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.l2_W = l2_W
         self.l2_H = l2_H
         self.verbose = verbose
+        self.sum_to_one = sum_to_one
+        self.graph_W = graph_W
+        self.graph_H = graph_H
+        self.smooth_W = smooth_W
+        self.smooth_H = smooth_H
+        self.bounds_W = bounds_W
+        self.bounds_H = bounds_H
+        self.fixed_H = fixed_H
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -104,8 +135,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return validate_data(self, X, accept_sparse=("csr", "csc"),
                              dtype=[np.float64, np.float32], reset=reset)
 
-    def _penalties(self) -> dict[str, float]:
+    def _penalties(self) -> dict[str, Any]:
         return {"l1_W": self.l1_W, "l1_H": self.l1_H, "l2_W": self.l2_W, "l2_H": self.l2_H}
+
+    def _constraints(self) -> dict[str, Any]:
+        return {"sum_to_one": self.sum_to_one, "graph_W": self.graph_W, "graph_H": self.graph_H,
+                "smooth_W": self.smooth_W, "smooth_H": self.smooth_H,
+                "bounds_W": self.bounds_W, "bounds_H": self.bounds_H, "fixed_H": self.fixed_H}
 
     def fit_transform(self, X: Any, y: Any = None, W: Optional[np.ndarray] = None,
                       H: Optional[np.ndarray] = None) -> np.ndarray:
@@ -119,7 +155,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         result = _fit(
             X, k, solver=self.solver, init=self.init, max_iter=self.max_iter, tol=self.tol,
             random_state=self.random_state, W=W, H=H, callback=None,
-            verbose=self.verbose, time_limit=None, **self._penalties(),
+            verbose=self.verbose, time_limit=None, **self._penalties(), **self._constraints(),
         )
         if result.stop_reason == "max_iter":
             warnings.warn(
@@ -133,6 +169,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.objective_ = result.objective
         self.reconstruction_err_ = _frobenius_residual(X, result.W, result.H)
+        self.explained_variance_ = _rank_one_energies(result.W, result.H)
         return result.W
 
     def fit(self, X: Any, y: Any = None, **params: Any) -> "NMF":
@@ -142,11 +179,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         """The abundances of new data: for each row of X, the exact
-        non-negative least-squares fit (with the W penalties) on the
-        learned components."""
+        non-negative least-squares fit on the learned components, with the W
+        penalties and constraints (sum-to-one, bounds; a graph between the
+        training samples does not apply to new ones)."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return nnls_abundances(X, self.components_, l1_W=self.l1_W, l2_W=self.l2_W)
+        return nnls_abundances(X, self.components_, l1_W=self.l1_W, l2_W=self.l2_W,
+                               sum_to_one=self.sum_to_one, bounds_W=self.bounds_W)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Data reconstructed from abundances: ``X @ components_``."""
@@ -162,6 +201,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     @property
     def _n_features_out(self) -> int:
         return int(self.components_.shape[0])
+
+
+def _rank_one_energies(W: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """``||W[:, i] H[i]||_F² / n_samples`` per component, i.e.
+    ``||W[:, i]||² ||H[i]||² / n_samples`` (the norm of an outer product is
+    the product of the norms), in float64 without forming the terms."""
+    w2 = np.einsum("ij,ij->j", W, W, dtype=np.float64)
+    h2 = np.einsum("ij,ij->i", H, H, dtype=np.float64)
+    return w2 * h2 / max(W.shape[0], 1)
 
 
 def _frobenius_residual(X: Any, W: np.ndarray, H: np.ndarray) -> float:

@@ -67,6 +67,14 @@ def nmf(
     callback: Optional[Callable[[IterationInfo], Optional[bool]]] = None,
     verbose: bool = False,
     time_limit: Optional[float] = None,
+    sum_to_one: bool = False,
+    graph_W: Any = None,
+    graph_H: Any = None,
+    smooth_W: float = 0.0,
+    smooth_H: float = 0.0,
+    bounds_W: Optional[tuple[Any, Any]] = None,
+    bounds_H: Optional[tuple[Any, Any]] = None,
+    fixed_H: Optional[np.ndarray] = None,
 ) -> NMFResult:
     r"""Non-negative matrix factorization ``X ≈ W @ H`` with ℓ1/ℓ2 penalties.
 
@@ -126,6 +134,24 @@ def nmf(
         Show a progress bar with the current relative error.
     time_limit : float, optional
         Stop after this many seconds.
+    sum_to_one : bool
+        Every row of W (the abundances of a pixel) lies on the probability
+        simplex, exactly. Solvers "bpp" and "mu".
+    graph_W, graph_H : scipy.sparse matrix, optional
+        Symmetric non-negative similarity between the rows of W (pixels,
+        n_samples × n_samples) or the columns of H (channels); see
+        :mod:`unmix.graphs`. With ``smooth_W`` / ``smooth_H`` > 0 it adds
+        ``½ smooth tr(Fᵀ L F)``, L the graph's Laplacian. All solvers.
+    bounds_W, bounds_H : (lo, hi), optional
+        ``lo <= entries <= hi`` per component: scalars or arrays of length
+        n_components (``lo >= 0``). Solvers "hals" and "mu".
+    fixed_H : ndarray of shape (n_known, n_features), optional
+        Known endmember spectra: the first n_known rows of H are held at
+        these values while the others are learned. All solvers.
+
+    Every solver keeps the penalized objective monotone under every
+    constraint it accepts; a combination a solver cannot do exactly is
+    refused with an error naming the solvers that can.
 
     Returns
     -------
@@ -141,6 +167,8 @@ def nmf(
         X, n_components, solver=solver, init=init, max_iter=max_iter, tol=tol,
         random_state=random_state, l1_W=l1_W, l1_H=l1_H, l2_W=l2_W, l2_H=l2_H,
         W=W, H=H, callback=callback, verbose=verbose, time_limit=time_limit,
+        sum_to_one=sum_to_one, graph_W=graph_W, graph_H=graph_H, smooth_W=smooth_W,
+        smooth_H=smooth_H, bounds_W=bounds_W, bounds_H=bounds_H, fixed_H=fixed_H,
     )
 
 
@@ -164,6 +192,14 @@ def _fit(
     time_limit: Optional[float],
     update_W: bool = True,
     update_H: bool = True,
+    sum_to_one: bool = False,
+    graph_W: Any = None,
+    graph_H: Any = None,
+    smooth_W: float = 0.0,
+    smooth_H: float = 0.0,
+    bounds_W: Optional[tuple[Any, Any]] = None,
+    bounds_H: Optional[tuple[Any, Any]] = None,
+    fixed_H: Optional[np.ndarray] = None,
 ) -> NMFResult:
     """:func:`nmf` plus the option to hold one factor fixed (for transform)."""
     M = as_core_matrix(X)
@@ -211,6 +247,10 @@ def _fit(
         options[name[:3] + (rows if name[3] == "W" else cols)] = check_nonneg(value, name)
     options["fixed_" + rows] = not update_W
     options["fixed_" + cols] = not update_H
+    options.update(_constraints(
+        rows, cols, (n_samples, n_features), k, sum_to_one=sum_to_one, graph_W=graph_W,
+        graph_H=graph_H, smooth_W=smooth_W, smooth_H=smooth_H, bounds_W=bounds_W,
+        bounds_H=bounds_H, fixed_H=fixed_H))
 
     W0 = H0 = None
     if init == "custom":
@@ -236,6 +276,55 @@ def _fit(
         rel_error=out["rel_error"], converged=out["converged"],
         stop_reason=out["stop_reason"], data_norm=out["data_norm"], timings=out["timings"],
     )
+
+
+def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to_one: bool,
+                 graph_W: Any, graph_H: Any, smooth_W: float, smooth_H: float,
+                 bounds_W: Any, bounds_H: Any, fixed_H: Any) -> dict[str, Any]:
+    """The constraint options in the core's names: the W (samples) side is
+    the core factor ``rows``, the H (features) side ``cols``."""
+    from .graphs import check_graph
+
+    # Errors from the core name the factors as the caller knows them.
+    out: dict[str, Any] = {"name_" + rows: "W", "name_" + cols: "H"}
+    if not isinstance(sum_to_one, (bool, np.bool_)):
+        raise TypeError(f"sum_to_one must be True or False, got {sum_to_one!r}")
+    if sum_to_one:
+        out["simplex_" + rows] = True
+    for side, core, graph, smooth, n in (("W", rows, graph_W, smooth_W, shape[0]),
+                                         ("H", cols, graph_H, smooth_H, shape[1])):
+        smooth = check_nonneg(smooth, f"smooth_{side}")
+        if smooth > 0:
+            if graph is None:
+                raise ValueError(f"smooth_{side} > 0 needs graph_{side} (see unmix.graphs), "
+                                 "got None")
+            S = check_graph(graph, f"graph_{side}", n)
+            out["graph_" + core] = (S.indptr, S.indices, S.data, n)
+            out["smooth_" + core] = smooth
+    for side, core, bounds in (("W", rows, bounds_W), ("H", cols, bounds_H)):
+        if bounds is None:
+            continue
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise TypeError(f"bounds_{side} must be a pair (lo, hi), got {bounds!r}")
+        for which, value in zip(("lower", "upper"), bounds):
+            v = np.asarray(value, dtype=np.float64)
+            if v.ndim == 0:
+                out[f"{which}_{core}"] = float(v)
+            elif v.shape == (k,):
+                out[f"{which}_cols_{core}"] = np.ascontiguousarray(v)
+            else:
+                raise ValueError(f"bounds_{side} entries must be scalars or arrays of length "
+                                 f"n_components = {k}, got shape {v.shape}")
+    if fixed_H is not None:
+        E = np.asarray(fixed_H, dtype=np.float64)
+        if E.ndim != 2 or E.shape[1] != shape[1] or not 1 <= E.shape[0] < k:
+            raise ValueError(f"fixed_H must have shape (n_known, {shape[1]}) with 1 <= n_known < "
+                             f"n_components = {k}, got {E.shape}")
+        if not np.isfinite(E).all() or E.min() < 0:
+            raise ValueError("fixed_H must be finite and non-negative")
+        out["fixed_cols_" + cols] = list(range(E.shape[0]))
+        out["fixed_values_" + cols] = np.asfortranarray(E.T)
+    return out
 
 
 class _Progress:
@@ -270,16 +359,24 @@ class _Progress:
         return bool(self.callback(IterationInfo(iteration, objective, rel_error, elapsed)))
 
 
-def nnls_abundances(X: Any, H: np.ndarray, l1_W: float = 0.0, l2_W: float = 0.0) -> np.ndarray:
-    """For each row x of X, the exact minimizer over w >= 0 of
-    ``½||x - w H||² + l1_W ||w||₁ + ½ l2_W ||w||²``: one BPP half-step of the
-    core with H held fixed (rows with equal passive sets share a solve)."""
+def nnls_abundances(X: Any, H: np.ndarray, l1_W: float = 0.0, l2_W: float = 0.0,
+                    sum_to_one: bool = False, bounds_W: Optional[tuple[Any, Any]] = None
+                    ) -> np.ndarray:
+    """For each row x of X, the minimizer over w >= 0 of
+    ``½||x - w H||² + l1_W ||w||₁ + ½ l2_W ||w||²`` (on the simplex with
+    ``sum_to_one``, within ``bounds_W``): the core's half-step with H held
+    fixed — exact in one step with BPP, iterated to convergence with HALS
+    when there are bounds."""
     M = as_core_matrix(X)
     H = np.asarray(H, dtype=M.dtype)
     k = H.shape[0]
+    exact = bounds_W is None
     W0 = np.zeros((M.shape[0], k), dtype=M.dtype)
+    if not exact:
+        W0 += np.asarray(bounds_W[0], dtype=M.dtype)
     return _fit(
-        X, k, solver="bpp", init="custom", max_iter=1, tol=0.0, random_state=0, W=W0, H=H,
-        l1_W=l1_W, l1_H=0.0, l2_W=l2_W, l2_H=0.0, callback=None, verbose=False,
-        time_limit=None, update_H=False,
+        X, k, solver="bpp" if exact else "hals", init="custom", max_iter=1 if exact else 1000,
+        tol=0.0 if exact else 1e-10, random_state=0, W=W0, H=H, l1_W=l1_W, l1_H=0.0,
+        l2_W=l2_W, l2_H=0.0, callback=None, verbose=False, time_limit=None, update_H=False,
+        sum_to_one=sum_to_one, bounds_W=bounds_W,
     ).W

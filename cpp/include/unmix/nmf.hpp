@@ -118,8 +118,8 @@ void validate(const Options& opt, arma::uword m, arma::uword n, arma::uword k,
     detail::check_factor(W0, wr, k, "W");
     detail::check_factor(H0, hr, k, "H");
   }
-  detail::check_constraints(opt.W, "W", m, k, wr);
-  detail::check_constraints(opt.H, "H", n, k, hr);
+  detail::check_constraints(opt.W, opt.W.name.empty() ? "W" : opt.W.name, m, k, wr);
+  detail::check_constraints(opt.H, opt.H.name.empty() ? "H" : opt.H.name, n, k, hr);
 }
 
 // What only some rules can do exactly, and what the distributed driver does
@@ -127,13 +127,13 @@ void validate(const Options& opt, arma::uword m, arma::uword n, arma::uword k,
 template <template <typename> class Rule, typename Comm>
 void check_support(const Options& opt) {
   for (const auto* f : {&opt.W, &opt.H}) {
-    const char* name = f == &opt.W ? "W" : "H";
+    const std::string name = !f->name.empty() ? f->name : (f == &opt.W ? "W" : "H");
     if (f->bounded() && !Rule<double>::supports_bounds)
-      throw std::invalid_argument(std::string("unmix::nmf: bounds on ") + name +
+      throw std::invalid_argument("unmix::nmf: bounds on " + name +
                                   " are not supported by solver '" + Rule<double>::name +
                                   "'; use 'hals' or 'mu'");
     if (f->simplex && !Rule<double>::supports_simplex)
-      throw std::invalid_argument(std::string("unmix::nmf: the sum-to-one constraint on ") + name +
+      throw std::invalid_argument("unmix::nmf: the sum-to-one constraint on " + name +
                                   " is not supported by solver '" + Rule<double>::name +
                                   "'; use 'bpp' or 'mu'");
     if (Comm::distributed && (f->smooth > 0 || !f->fixed_cols.empty()))

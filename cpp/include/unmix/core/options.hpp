@@ -29,6 +29,7 @@ struct FactorOptions {
   bool simplex = false;
   std::vector<arma::uword> fixed_cols;
   arma::mat fixed_values;  // rows x fixed_cols.size(), this rank's rows
+  std::string name;        // how error messages call this factor ("W" or "H" if empty)
 
   bool bounded() const {
     return lower != 0.0 || upper != std::numeric_limits<double>::infinity() ||
