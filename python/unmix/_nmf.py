@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import _core
 from ._validation import (
     INITS,
+    PIXEL_INITS,
     SOLVERS,
     as_core_matrix,
     check_choice,
@@ -108,11 +110,13 @@ def nmf(
         ``"bpp"``: alternating NNLS solved exactly by block principal
         pivoting (Kim & Park 2011). ``"hals"``: hierarchical ALS, one column at
         a time. ``"mu"``: Lee–Seung multiplicative updates.
-    init : {"nndsvda", "nndsvd", "nndsvdar", "random", "custom"}, optional
+    init : {"nndsvda", "nndsvd", "nndsvdar", "random", "spa", "vca", "custom"}, optional
         Default: ``"custom"`` when ``W`` and ``H`` are given, else
         ``"nndsvda"`` when ``n_components <= min(X.shape)``, else ``"random"``.
         ``"nndsvd"`` leaves zeros that ``"mu"`` can never leave; prefer
-        ``"nndsvda"`` with MU.
+        ``"nndsvda"`` with MU. ``"spa"`` (successive projection) and ``"vca"``
+        (vertex component analysis) pick the endmembers among the pixels —
+        the recommended start for spectral images with (nearly) pure pixels.
     max_iter : int
         Maximum number of iterations (each updates W and then H).
     tol : float
@@ -226,12 +230,16 @@ def _fit(
         H = check_factor(H, "H", (k, n_features), M.dtype)
     elif W is not None or H is not None:
         raise ValueError(f"W and H are used only with init='custom', got init={init!r}")
+    seed = seed_from(random_state)
+    if init in PIXEL_INITS:
+        W, H = _pixel_init(X, k, init, seed, M.dtype)
+        init = "custom"
     options: dict[str, Any] = {
         "solver": solver,
         "init": init,
         "max_iter": check_int(max_iter, "max_iter", 1),
         "tol": check_nonneg(tol, "tol"),
-        "seed": seed_from(random_state),
+        "seed": seed,
         "transposed": M.transposed,
         "data_name": "X",
     }
@@ -276,6 +284,22 @@ def _fit(
         rel_error=out["rel_error"], converged=out["converged"],
         stop_reason=out["stop_reason"], data_norm=out["data_norm"], timings=out["timings"],
     )
+
+
+def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Endmembers picked from the data's own pixels (SPA on sum-normalized
+    pixels, or VCA), abundances by NNLS on them — the usual start in
+    hyperspectral unmixing, close to the answer when pure pixels exist."""
+    from .endmembers import abundances_from_endmembers, spa, vca
+
+    rows = spa(X, k, normalize=True) if method == "spa" else vca(X, k, random_state=seed)
+    picked = X[rows]
+    H = np.asarray(picked.toarray() if sp.issparse(picked) else picked, dtype=dtype)
+    W = abundances_from_endmembers(X, H)
+    # Strictly positive, so that multiplicative updates can move every entry.
+    W = np.maximum(W, np.asarray(1e-3 * W.max() if W.size else 0, dtype=dtype))
+    return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H)
 
 
 def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to_one: bool,

@@ -15,7 +15,10 @@ import scipy.sparse as sp
 from . import _core
 
 SOLVERS = tuple(_core.solvers())
-INITS = tuple(_core.inits())
+# The core's initializations, plus the pure-pixel (endmember extraction)
+# starts that the Python layer computes and hands over as "custom".
+PIXEL_INITS = ("spa", "vca")
+INITS = tuple(_core.inits()) + PIXEL_INITS
 _KEPT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
