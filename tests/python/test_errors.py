@@ -160,7 +160,7 @@ def test_n_components_equal_to_min_shape_with_nndsvd(X):
 
 @pytest.mark.parametrize("init", ["svd", "NNDSVD", "", 3])
 def test_unknown_init(X, init):
-    with pytest.raises(ValueError, match=r"init must be one of 'nndsvda', .*'custom', got " + re.escape(repr(init))):
+    with pytest.raises(ValueError, match=r"init must be one of 'nndsvda', .*'vca', got " + re.escape(repr(init))):
         unmix.nmf(X, 2, init=init)
 
 
