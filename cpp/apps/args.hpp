@@ -23,6 +23,8 @@ struct Args {
   double time_limit = inf;
   std::uint64_t seed = 0;
   double l1_W = 0, l1_H = 0, l2_W = 0, l2_H = 0;
+  bool sum_to_one = false;
+  double lower_W = 0, upper_W = inf, lower_H = 0, upper_H = inf;
   int grid_r = 0, grid_c = 0;  // 0: choose
   std::string dtype;           // empty: the input's
   std::string prefix = "unmix";
@@ -79,6 +81,11 @@ void print_help() {
       "  --seed S                 seed of the initialization and of --generate (default: 0)\n"
       "  --l1-W, --l1-H, --l2-W, --l2-H X\n"
       "                           penalty weights, >= 0 (default: 0)\n"
+      "  --sum-to-one             every row of W (a sample's abundances) on the simplex,\n"
+      "                           exactly (solvers bpp and mu)\n"
+      "  --bounds-W LO,HI, --bounds-H LO,HI\n"
+      "                           LO <= entries <= HI, 0 <= LO < HI, HI may be inf\n"
+      "                           (solvers hals and mu)\n"
       "\n"
       "Parallel:\n"
       "  --grid PRxPC             process grid over the rows x columns of M, the matrix the\n"
@@ -267,6 +274,19 @@ Args parse_args(int argc, char** argv) {
       a.l2_W = parse_nonneg(name, next());
     } else if (name == "--l2-H") {
       a.l2_H = parse_nonneg(name, next());
+    } else if (name == "--sum-to-one") {
+      a.sum_to_one = true;
+    } else if (name == "--bounds-W" || name == "--bounds-H") {
+      const std::string text = next();
+      const auto comma = text.find(',');
+      if (comma == std::string::npos)
+        throw UsageError(name + " must be LO,HI, got '" + text + "'");
+      const double lo = parse_nonneg(name, text.substr(0, comma));
+      const std::string hi_text = text.substr(comma + 1);
+      const double hi = hi_text == "inf" ? inf : parse_nonneg(name, hi_text);
+      if (!(hi > lo)) throw UsageError(name + " must have LO < HI, got '" + text + "'");
+      (name == "--bounds-W" ? a.lower_W : a.lower_H) = lo;
+      (name == "--bounds-W" ? a.upper_W : a.upper_H) = hi;
     } else if (name == "--grid") {
       const auto [r, c] = parse_shape(name, next());
       if (r > 1u << 20 || c > 1u << 20) throw UsageError("--grid is too large, got " + std::string(argv[i]));

@@ -124,6 +124,13 @@ Problem describe(const Args& a, int ranks) {
   samples.l2 = a.l2_W;
   features.l1 = a.l1_H;
   features.l2 = a.l2_H;
+  samples.simplex = a.sum_to_one;
+  samples.lower = a.lower_W;
+  samples.upper = a.upper_W;
+  features.lower = a.lower_H;
+  features.upper = a.upper_H;
+  samples.name = "W";
+  features.name = "H";
   return p;
 }
 

@@ -408,3 +408,24 @@ def test_errors_every_rank_exits(tmp_path, case):
     assert len(errors) == 1, res.stderr  # printed once, by rank 0
     assert message in errors[0]
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("mpi", [False, True])
+def test_constraint_flags_match_python(tmp_path, mpi):
+    if mpi and MPIRUN is None:
+        pytest.skip("needs mpirun and an MPI build")
+    unmix = pytest.importorskip("unmix")
+    X = low_rank(seed=6)
+    np.save(tmp_path / "X.npy", X)
+    for flags, kw in ((["--sum-to-one", "--solver", "bpp"], dict(sum_to_one=True, solver="bpp")),
+                      (["--bounds-W", "0,0.5", "--bounds-H", "0.01,inf", "--solver", "hals"],
+                       dict(bounds_W=(0, 0.5), bounds_H=(0.01, np.inf), solver="hals"))):
+        check_ok(run([str(tmp_path / "X.npy"), "-k", "3", "--max-iter", "30", "--tol", "0",
+                      "--quiet", "-o", str(tmp_path / "c"), *flags], mpi=mpi))
+        W, H, _ = load(tmp_path / "c")
+        ref = unmix.nmf(X, 3, max_iter=30, tol=0, random_state=0, **kw)
+        assert_same(W, ref.W, np.float64)
+        assert_same(H, ref.H, np.float64)
+    res = run([str(tmp_path / "X.npy"), "-k", "3", "--bounds-W", "0,1", "--solver", "bpp",
+               "-o", str(tmp_path / "e")])
+    assert res.returncode == 2 and "use 'hals' or 'mu'" in res.stderr
