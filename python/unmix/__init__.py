@@ -11,11 +11,13 @@ from . import _core
 from ._estimator import NMF
 from ._nmf import IterationInfo, NMFResult, nmf
 from .image import SpectralImage
+from .workflow import Unmixing, pca, select_rank, unmix
 
 __version__: str = _core.__version__
 
 __all__ = [
-    "NMF", "IterationInfo", "NMFResult", "SpectralImage", "get_include", "nmf", "__version__",
+    "NMF", "IterationInfo", "NMFResult", "SpectralImage", "Unmixing", "get_include", "nmf",
+    "pca", "select_rank", "unmix", "__version__",
 ]
 
 

@@ -1,93 +1,811 @@
-"""The ``unmix`` command line."""
+"""The ``unmix`` command line: unmix spectral images from files.
+
+  unmix run IMAGE -k 4 -o OUT        NMF of an image; factors, maps and a report in OUT
+  unmix rank IMAGE --k 2:10 -o OUT   compare numbers of components, recommend one
+  unmix pca IMAGE -o OUT             principal components (the unconstrained baseline)
+  unmix demo                         the built-in ToF-SIMS-like image, scored against its truth
+
+Each command has its own --help. Progress bars go to stderr (--quiet hides
+them), a short summary to stdout. Bad input ends with one line
+"unmix CMD: error: ..." and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import json
+import os
 import sys
+import textwrap
 import time
 from pathlib import Path
-from typing import Optional, Sequence
-
-import numpy as np
+from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
-from ._nmf import nmf
-from ._validation import SOLVERS
+from ._validation import INITS, SOLVERS
+
+#: Exit code for bad input (argparse's own).
+EXIT_USAGE = 2
+#: Exit code after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+#: Exceptions that mean bad input (a file, an option, a value the library
+#: refuses) or a missing optional package: reported in one line, exit code 2.
+_USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
+#: Exit code when the computation itself failed (RuntimeError from the core,
+#: MemoryError): one line too, but not a usage error.
+EXIT_FAILED = 1
+
+#: Named flags of ``run``/``rank`` that map to keywords of :func:`unmix.nmf`:
+#: (flags, keyword, type, help).
+_NMF_FLAGS: tuple[tuple[tuple[str, ...], str, Callable[[str], Any], str], ...] = (
+    (("--solver",), "solver", str, "the update rule"),
+    (("--init",), "init", str, "how the first start is made"),
+    (("--l1", "--l1-W"), "l1_W", float, "l1 (sparsity) penalty on the abundances W"),
+    (("--l1-H",), "l1_H", float, "l1 penalty on the spectra H"),
+    (("--l2-W",), "l2_W", float, "l2 (ridge) penalty on the abundances W"),
+    (("--l2-H",), "l2_H", float, "l2 penalty on the spectra H"),
+    (("--max-iter",), "max_iter", int, "maximum number of iterations per fit"),
+    (("--tol",), "tol", float, "relative decrease of the objective at which a fit stops"),
+    (("--time-limit",), "time_limit", float, "seconds after which a fit stops"),
+)
+
+#: Keywords of unmix.nmf that the command line sets itself.
+_RESERVED = {"X", "n_components", "W", "H", "callback", "verbose", "random_state"}
 
 
-def _spectral_angles(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Angle in degrees between each true spectrum and its best match
-    (one-to-one, Hungarian assignment)."""
-    from scipy.optimize import linear_sum_assignment
-
-    t = truth / np.linalg.norm(truth, axis=1, keepdims=True)
-    f = found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-300)
-    angles = np.degrees(np.arccos(np.clip(t @ f.T, -1.0, 1.0)))
-    rows, cols = linear_sum_assignment(angles)
-    return angles[rows, cols]
+class CommandError(Exception):
+    """Bad input found by the command line itself (reported in one line)."""
 
 
-def demo(args: argparse.Namespace) -> int:
-    from .datasets import tof_sims_like
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2)."""
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    data = tof_sims_like(seed=args.seed)
-    n_pixels, n_channels = data.X.shape
-    print(f"unmix {__version__} demo: ToF-SIMS-like image {data.spatial_shape[0]} x "
-          f"{data.spatial_shape[1]} pixels x {n_channels} mass channels, "
-          f"{data.endmembers.shape[0]} components, Poisson counts (seed {args.seed})")
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps paragraphs of descriptions and epilogs to the terminal, but keeps
+    indented lines (commands, examples) as they are."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out: list[str] = []
+        for block in text.strip("\n").split("\n\n"):
+            lines = block.split("\n")
+            if any(line.startswith(" ") for line in lines):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(textwrap.fill(" ".join(block.split()), width,
+                                         initial_indent=indent, subsequent_indent=indent))
+        return "\n\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Argument types
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _k_list(text: str) -> list[int]:
+    """``2:10`` (inclusive), ``2:10:2`` or ``2,3,5``."""
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            step = parts[2] if len(parts) == 3 else 1
+            if step < 1:
+                raise ValueError
+            ks = list(range(parts[0], parts[1] + 1, step))
+        else:
+            ks = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be FIRST:LAST[:STEP] (inclusive) or a list K1,K2,..., got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must give numbers of components >= 1, got {text!r}")
+    return ks
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    """``2`` or ``2,2`` or ``2x2``: binning factors."""
+    try:
+        factors = tuple(int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be one integer factor or one per axis (e.g. 2 or 2,2,4), got {text!r}"
+        ) from None
+    if not factors or min(factors) < 1:
+        raise argparse.ArgumentTypeError(f"binning factors must be >= 1, got {text!r}")
+    return factors
+
+
+def _crop(text: str) -> tuple[slice, ...]:
+    """``Y0:Y1,X0:X1[,C0:C1]``: a slice per axis (empty ends allowed)."""
+    out = []
+    for part in text.split(","):
+        bounds = part.split(":")
+        if len(bounds) != 2:
+            raise argparse.ArgumentTypeError(
+                f"must be START:STOP per axis, separated by commas (e.g. 0:64,0:64), got {text!r}")
+        try:
+            start, stop = (int(b) if b.strip() else None for b in bounds)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be integer START:STOP per axis (e.g. 0:64,0:64), got {text!r}") from None
+        out.append(slice(start, stop))
+    return tuple(out)
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE a Python literal (a bare word is a string)."""
+    name, sep, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE, got {text!r}")
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        if not value.strip().replace("-", "_").replace(".", "_").isidentifier():
+            raise argparse.ArgumentTypeError(
+                f"the value of {name} must be a Python literal (number, string, True/False/None, "
+                f"tuple or list), got {value!r}") from None
+        parsed = value.strip()  # a bare word, e.g. solver=hals
+    return name, parsed
+
+
+# ---------------------------------------------------------------------------
+# Shared option groups
+# ---------------------------------------------------------------------------
+
+
+def _nmf_defaults() -> dict[str, Any]:
+    from ._nmf import nmf
+
+    return {p.name: p.default for p in inspect.signature(nmf).parameters.values()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars (the summary is still printed)")
+
+
+def _add_input(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input and preprocessing")
+    g.add_argument("input", metavar="INPUT",
+                   help="the image file, read by unmix.io.read: .npy, .npz, HDF5 (.h5 "
+                        ".hdf5 .nxs .hspy), TIFF, .mat or a vendor format")
+    g.add_argument("--dataset", metavar="NAME",
+                   help="which array of the file: the path inside an HDF5 file, the key "
+                        "of an .npz, the variable of a .mat, the series index of a TIFF "
+                        "(default: the only candidate)")
+    g.add_argument("--channel-axis", type=int, default=None, metavar="AXIS",
+                   help="the axis of the stored array holding the channels (default: "
+                        "the one the format says, else the last)")
+    g.add_argument("--crop", type=_crop, metavar="Y0:Y1,X0:X1[,C0:C1]",
+                   help="read only this region (from HDF5 and .npy, only it is read): "
+                        "one START:STOP per axis, spatial axes first, then optionally "
+                        "the channels; empty ends allowed")
+    g.add_argument("--bin", type=_int_tuple, metavar="F[,F...]",
+                   help="sum blocks of pixels: one factor for every spatial axis, or one "
+                        "per spatial axis, optionally followed by one for the channels")
+    g.add_argument("--normalize", choices=("total", "max", "l2"),
+                   help="scale every pixel spectrum to unit total counts, maximum or "
+                        "l2 norm (unmix.preprocess.normalize)")
+    g.add_argument("--poisson-scale", action="store_true",
+                   help="weight the data for Poisson counting noise before the fit "
+                        "(unmix.preprocess.poisson_scale)")
+
+
+def _add_nmf(p: argparse.ArgumentParser, n_init_default: Optional[int] = None) -> None:
+    defaults = _nmf_defaults()
+    g = p.add_argument_group(
+        "NMF options",
+        "Named flags map to keywords of unmix.nmf (shown in brackets); unset flags "
+        "keep unmix.nmf's defaults. Any other keyword of unmix.nmf, including "
+        "constraints added later, is given with --option NAME=VALUE.")
+    for flags, keyword, type_, text in _NMF_FLAGS:
+        default = defaults.get(keyword)
+        shown = f"; default {default}" if default is not None else ""
+        choices = {"solver": SOLVERS,
+                   "init": tuple(i for i in INITS if i != "custom")}.get(keyword)
+        metavar = "{" + ",".join(choices) + "}" if choices else keyword.upper()
+        extra = {"choices": choices} if choices else {}
+        g.add_argument(*flags, dest=keyword, type=type_, default=None, metavar=metavar,
+                       help=f"{text} [{keyword}{shown}]", **extra)
+    g.add_argument("--option", dest="options", action="append", type=_option, default=[],
+                   metavar="NAME=VALUE",
+                   help="any keyword of unmix.nmf, the value a Python literal (a bare word "
+                        "is a string); repeatable, e.g. --option l1_H=0.1 "
+                        "--option init=random")
+    g.add_argument("--n-init", type=_positive_int, default=n_init_default, metavar="N",
+                   help="N fits, the first from --init, the others from random starts; "
+                        "the best is kept"
+                        + (" (default: %(default)s)" if n_init_default else ""))
+    g.add_argument("--seed", type=int, default=None,
+                   help="seed of the starts; the same seed gives the same result "
+                        "[random_state]")
+
+
+def _nmf_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords for unmix.nmf from the named flags and the --option's."""
+    options: dict[str, Any] = {}
+    for flags, keyword, _, _ in _NMF_FLAGS:
+        value = getattr(args, keyword)
+        if value is not None:
+            options[keyword] = value
+    from ._nmf import nmf
+
+    params = inspect.signature(nmf).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for name, value in args.options:
+        if name in _RESERVED:
+            raise CommandError(f"--option {name}=... is set by the command line itself "
+                               f"(use -k, --seed, --quiet), got --option {name}")
+        if not open_ended and name not in params:
+            known = sorted(n for n in params if n not in _RESERVED)
+            raise CommandError(f"--option {name}: unmix.nmf has no keyword {name!r}; it has "
+                               + ", ".join(known))
+        if name in options:
+            raise CommandError(f"--option {name}: {name} is given twice")
+        options[name] = value
+    return options
+
+
+# ---------------------------------------------------------------------------
+# Steps shared by the commands
+# ---------------------------------------------------------------------------
+
+
+def _read(args: argparse.Namespace) -> tuple[Any, list[str], dict[str, Any]]:
+    """The image of INPUT, cropped, binned, normalized and scaled as asked;
+    the steps done (for the summary); and what undoes the rescaling steps."""
+    from . import io
+
+    path = Path(args.input)
+    kwargs: dict[str, Any] = {"channel_axis": args.channel_axis}
+    if args.dataset is not None:
+        dataset: Any = args.dataset
+        if dataset.isdigit() and path.suffix.lower() not in (".h5", ".hdf5", ".nxs", ".hspy",
+                                                              ".npz", ".mat"):
+            dataset = int(dataset)  # a TIFF series or a vendor file's signal index
+        kwargs["dataset"] = dataset
+    if args.crop is not None:
+        kwargs["crop"] = args.crop
+    image = io.read(path, **kwargs)
+    steps = [f"crop {_format_crop(args.crop)}"] if args.crop is not None else []
+    undo: dict[str, Any] = {}
+    if args.bin is not None or args.normalize is not None or args.poisson_scale:
+        from . import preprocess
+
+        if args.bin is not None:
+            n_spatial = len(image.spatial_shape)
+            factors = args.bin
+            if len(factors) == 1:
+                image = preprocess.bin(image, factors[0])
+            elif len(factors) == n_spatial:
+                image = preprocess.bin(image, factors)
+            elif len(factors) == n_spatial + 1:
+                image = preprocess.bin(image, factors[:-1], channels=factors[-1])
+            else:
+                raise CommandError(
+                    f"--bin takes 1 factor, {n_spatial} (one per spatial axis) or "
+                    f"{n_spatial + 1} (the channels last) for an image with {n_spatial} "
+                    f"spatial axes, got {','.join(map(str, factors))}")
+            steps.append("bin " + "x".join(str(f) for f in factors))
+        if args.normalize is not None:
+            image, undo["pixel_norm"] = preprocess.normalize(image, args.normalize)
+            steps.append(f"normalize {args.normalize}")
+        if args.poisson_scale:
+            image, undo["poisson"] = preprocess.poisson_scale(image)
+            steps.append("Poisson scaling")
+    return image, steps, undo
+
+
+def _save_undo(out: Path, result: Any, undo: dict[str, Any]) -> list[Path]:
+    """Files that map the factors of the preprocessed data back to the data
+    as read: the per-pixel norms of --normalize, the factors of the original
+    counts after --poisson-scale."""
+    import numpy as np
+
+    written = []
+    if "poisson" in undo:
+        W, H = undo["poisson"].unscale(result.abundances, result.endmembers)
+        np.save(out / "W_unscaled.npy", W)
+        np.save(out / "H_unscaled.npy", H)
+        written += [out / "W_unscaled.npy", out / "H_unscaled.npy"]
+    if "pixel_norm" in undo:
+        np.save(out / "pixel_norm.npy", undo["pixel_norm"])
+        written.append(out / "pixel_norm.npy")
+    return written
+
+
+def _format_crop(crop: Sequence[slice]) -> str:
+    return ",".join(f"{'' if s.start is None else s.start}:{'' if s.stop is None else s.stop}"
+                    for s in crop)
+
+
+def _describe(image: Any) -> str:
+    spatial = " x ".join(str(n) for n in image.spatial_shape)
+    unit = f" ({image.channel_unit})" if getattr(image, "channel_unit", "") else ""
+    return f"{spatial} pixels x {image.n_channels} channels{unit}, {image.data.dtype}"
+
+
+def _output(folder: str) -> Path:
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"the output {str(out)!r} exists and is not a folder")
+    return out
+
+
+def _check_input(args: argparse.Namespace) -> None:
+    """Before any work: the input exists and the output can be a folder."""
+    path = Path(args.input)
+    if not path.exists():
+        raise CommandError(f"no such file: {str(path)!r}")
+    _output(args.output)
+
+
+def _wrap(items: Sequence[str], indent: str, width: int = 88) -> str:
+    lines, line = [], indent
+    for i, item in enumerate(items):
+        piece = item + (", " if i + 1 < len(items) else "")
+        if len(line) + len(piece) > width and line.strip():
+            lines.append(line.rstrip())
+            line = indent
+        line += piece
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _print_files(out: Path, files: Sequence[Any]) -> None:
+    names = sorted({str(Path(f).resolve().relative_to(out.resolve())) for f in files})
+    print(f"  wrote {len(names)} files to {out.resolve()}:")
+    print(_wrap(names, "    "))
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _fmt_options(options: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in options.items())
+
+
+class _FitProgress:
+    """One progress bar (stderr) over a sequence of NMF fits, fed by the
+    ``callback`` of :func:`unmix.nmf`: the fit running, its iteration and
+    relative error. A fit starts when the iteration count starts again."""
+
+    def __init__(self, labels: Sequence[str], desc: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.labels = list(labels)
+        self.index = -1
+        self.last = 0
+        self.shown = 0.0
+        self.bar = tqdm(total=len(self.labels), desc=desc, unit="fit", file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def __call__(self, info: Any) -> bool:
+        if info.iteration <= self.last or self.index < 0:
+            if self.index >= 0:
+                self.bar.update(1)
+            self.index += 1
+            if self.index < len(self.labels):
+                self.bar.set_description_str(self.labels[self.index], refresh=False)
+        self.last = info.iteration
+        now = time.monotonic()
+        if now - self.shown > 0.2:
+            self.shown = now
+            self.bar.set_postfix_str(f"iteration {info.iteration}, rel. error "
+                                     f"{info.rel_error:.4g}")
+        return False
+
+    def __repr__(self) -> str:
+        return "<the progress bar of the unmix command line>"
+
+    def close(self) -> None:
+        self.bar.update(self.bar.total - self.bar.n)
+        self.bar.close()
+
+
+def _progress(args: argparse.Namespace, labels: Sequence[str],
+              desc: str) -> Optional[_FitProgress]:
+    return None if args.quiet else _FitProgress(labels, desc)
+
+
+class _Steps:
+    """A progress line (stderr) over the named steps of a command."""
+
+    def __init__(self, names: Sequence[str], quiet: bool, desc: str) -> None:
+        self.bar = None
+        self.desc = desc
+        if not quiet:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(names), desc=desc, file=sys.stderr,
+                            bar_format="{desc}: {n_fmt}/{total_fmt} [{elapsed}]")
+
+    def start(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(f"{self.desc}: {name}")
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(self.desc)
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .workflow import unmix as unmix_image
+
+    options = _nmf_options(args)
+    _check_input(args)
+    image, steps, undo = _read(args)
+    n_init = args.n_init or 1
+    progress = _progress(args, [f"NMF start {i + 1}/{n_init}" for i in range(n_init)], "NMF")
     start = time.perf_counter()
-    result = nmf(data.X, args.k, solver=args.solver, random_state=args.seed,
-                 max_iter=args.max_iter, verbose=args.progress)
+    try:
+        result = unmix_image(image, args.k, n_init=n_init, random_state=args.seed,
+                             **options, **({"callback": progress} if progress else {}))
+    finally:
+        if progress is not None:
+            progress.close()
     seconds = time.perf_counter() - start
-    angles = _spectral_angles(data.endmembers, result.H)
-    np.save(out / "W.npy", result.W)
-    np.save(out / "H.npy", result.H)
-    summary = {
-        "version": __version__,
-        "data": {"spatial_shape": list(data.spatial_shape), "n_channels": n_channels,
-                 "n_components_true": int(data.endmembers.shape[0]), "seed": args.seed},
-        "solver": args.solver,
-        "n_components": args.k,
-        "n_iter": result.n_iter,
-        "stop_reason": result.stop_reason,
-        "rel_error": float(result.rel_error[-1]),
-        "objective": result.objective.tolist(),
-        "spectral_angle_deg": angles.tolist(),
-        "seconds": seconds,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"  solver {args.solver}: {result.n_iter} iterations ({result.stop_reason}), "
-          f"{seconds:.2f} s, relative error {result.rel_error[-1]:.4f}")
-    print(f"  endmembers vs truth: spectral angle {np.mean(angles):.2f} deg on average "
-          f"(worst {np.max(angles):.2f} deg)")
-    print(f"  wrote W.npy (abundances {result.W.shape}), H.npy (spectra {result.H.shape}), "
-          f"summary.json to {out.resolve()}")
+    out = _output(args.output)
+    files = list(result.save(out)) + _save_undo(out, result, undo)
+    fit = result.result
+    print(f"unmix run: {args.input}: {_describe(image)}")
+    if steps:
+        print("  preprocessing: " + ", ".join(steps))
+    shown = _fmt_options(options) or "the defaults of unmix.nmf"
+    print(f"  NMF: k = {args.k}, {shown}; best of {n_init} start{'s' if n_init > 1 else ''}"
+          + (f" (seed {args.seed})" if args.seed is not None else ""))
+    print(f"  {fit.n_iter} iterations ({fit.stop_reason}), relative error "
+          f"{result.rel_error:.4g}, {seconds:.2f} s")
+    if "poisson" in undo:
+        print("  W.npy, H.npy are factors of the Poisson-scaled data; W_unscaled.npy, "
+              "H_unscaled.npy of the data as read")
+    _print_files(out, files)
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="unmix", description=__doc__)
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .workflow import select_rank
+
+    options = _nmf_options(args)
+    _check_input(args)
+    image, steps, _ = _read(args)
+    ks = args.ks
+    if max(ks) > min(image.n_pixels, image.n_channels):
+        raise CommandError(f"--k: every number of components must be <= min(pixels, "
+                           f"channels) = {min(image.n_pixels, image.n_channels)}, got "
+                           f"{max(ks)}")
+    n_init = args.n_init
+    labels = [f"k={k} start {i + 1}/{n_init}" for k in sorted(set(ks)) for i in range(n_init)]
+    progress = _progress(args, labels, "rank")
+    start = time.perf_counter()
+    try:
+        selection = select_rank(image, ks=ks, n_init=n_init, random_state=args.seed,
+                                **options, **({"callback": progress} if progress else {}))
+    finally:
+        if progress is not None:
+            progress.close()
+    seconds = time.perf_counter() - start
+    out = _output(args.output)
+    files = selection.save(out)
+    print(f"unmix rank: {args.input}: {_describe(image)}")
+    if steps:
+        print("  preprocessing: " + ", ".join(steps))
+    tried = ", ".join(str(k) for k in selection.ks)
+    print(f"  k = {tried}: {n_init} start{'s' if n_init > 1 else ''} each"
+          + (f", {_fmt_options(options)}" if options else "") + f"; {seconds:.2f} s")
+    errors = ", ".join(f"{k}: {e:.4g}" for k, e in zip(selection.ks, selection.rel_error))
+    print(_wrap([f"relative error {errors}"], "  "))
+    reason = str(selection.reason)
+    prefix = f"k={selection.recommended}: "
+    if reason.startswith(prefix):
+        reason = reason[len(prefix):]
+    print(f"  recommended k = {selection.recommended}: {reason}")
+    _print_files(out, files)
+    return 0
+
+
+def cmd_pca(args: argparse.Namespace) -> int:
+    from .workflow import pca
+
+    _check_input(args)
+    image, steps, _ = _read(args)
+    start = time.perf_counter()
+    result = pca(image, n_components=args.k)
+    seconds = time.perf_counter() - start
+    out = _output(args.output)
+    files = result.save(out)
+    print(f"unmix pca: {args.input}: {_describe(image)}")
+    if steps:
+        print("  preprocessing: " + ", ".join(steps))
+    ratio = [float(r) for r in result.explained_variance_ratio]
+    print(f"  {len(ratio)} components ({result.method} method), {seconds:.2f} s; explained "
+          "variance per component (cumulative):")
+    cumulative = 0.0
+    parts = []
+    for i, r in enumerate(ratio[:10], 1):
+        cumulative += r
+        parts.append(f"{i}: {100 * r:.2f} % ({100 * cumulative:.2f} %)")
+    print(_wrap(parts, "    "))
+    if len(ratio) > 10:
+        print(f"    ... all {len(ratio)}: {100 * sum(ratio):.2f} %")
+    _print_files(out, files)
+    return 0
+
+
+#: The demo's constrained NMF, in units of the counts: an l1 penalty on the
+#: abundances (sparser maps) and a ridge on the spectra, which keeps the
+#: scale of the factors from drifting towards ever smaller abundances (the
+#: l1 penalty alone would).
+DEMO_OPTIONS = {"l1_W": 100.0, "l2_H": 30.0}
+
+
+def _demo_scores(data: Any, result: Any) -> dict[str, Any]:
+    """Spectral angles and abundance RMSE of an Unmixing (normalize="sum")
+    against the ground truth."""
+    import numpy as np
+
+    from .metrics import abundance_rmse, spectral_angles
+
+    A = np.asarray(result.abundances).reshape(-1, result.n_components)
+    angles = spectral_angles(data.endmembers, result.endmembers)
+    return {"spectral_angle_deg": [float(a) for a in angles.angles],
+            "mean_spectral_angle_deg": float(angles.mean),
+            "abundance_rmse": abundance_rmse(data.abundances, A, angles),
+            "zero_abundances": float(np.mean(A <= 0)),
+            "n_iter": int(result.result.n_iter), "stop_reason": result.result.stop_reason,
+            "rel_error": result.rel_error}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .datasets import tof_sims_like
+    from .workflow import pca, unmix as unmix_image
+
+    out = _output(args.output)
+    steps = _Steps(["data", "PCA", "NMF", "constrained NMF", "reports"], args.quiet,
+                   "unmix demo")
+    total = time.perf_counter()
+    try:
+        steps.start("generating the data")
+        data = tof_sims_like(seed=args.seed)
+        image = data.image()
+        steps.done()
+
+        steps.start("PCA")
+        principal = pca(image, n_components=10)
+        steps.done()
+
+        # Spectra scaled to unit sum, as the true ones are: the abundances then
+        # compare with the true fractions.
+        common = dict(n_init=args.n_init, random_state=args.seed, normalize="sum",
+                      solver=args.solver, max_iter=args.max_iter)
+        steps.start("NMF")
+        plain = unmix_image(image, args.k, **common)
+        steps.done()
+
+        steps.start("constrained NMF")
+        t = time.perf_counter()
+        result = unmix_image(image, args.k, **common, **DEMO_OPTIONS)
+        nmf_seconds = time.perf_counter() - t
+        steps.done()
+
+        steps.start("reports")
+        files = list(principal.save(out / "pca")) + list(result.save(out / "nmf"))
+        steps.done()
+    finally:
+        steps.close()
+
+    ratio = [float(r) for r in principal.explained_variance_ratio]
+    scores = _demo_scores(data, result)
+    baseline = _demo_scores(data, plain)
+    seconds = time.perf_counter() - total
+    summary = {
+        "version": __version__,
+        "data": {"generator": "unmix.datasets.tof_sims_like", "seed": args.seed,
+                 "spatial_shape": list(image.spatial_shape), "n_channels": image.n_channels,
+                 "n_components_true": int(data.endmembers.shape[0]),
+                 "counts_per_pixel": data.scale},
+        "pca": {"folder": "pca", "explained_variance_ratio": ratio,
+                "negative_fraction": float(np.mean(principal.components < 0))},
+        "nmf": {"folder": "nmf", "n_components": args.k, "n_init": args.n_init,
+                "seed": args.seed, "solver": args.solver, "max_iter": args.max_iter,
+                "normalize": "sum", "options": DEMO_OPTIONS, "seconds": nmf_seconds},
+        "scores": scores,
+        "unconstrained": baseline,
+        "files": sorted(str(Path(f).resolve().relative_to(out.resolve())) for f in files)
+                 + ["summary.json"],
+        "seconds": seconds,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    def scored(s: dict[str, Any]) -> str:
+        return (f"spectral angle {s['mean_spectral_angle_deg']:.2f} deg (worst "
+                f"{max(s['spectral_angle_deg']):.2f}), abundance RMSE {s['abundance_rmse']:.4f},"
+                f" {100 * s['zero_abundances']:.0f} % zeros")
+
+    negative = 100 * summary["pca"]["negative_fraction"]
+    spatial = " x ".join(str(n) for n in image.spatial_shape)
+    print(f"unmix {__version__} demo: a ToF-SIMS-like image of {spatial} pixels x "
+          f"{image.n_channels} masses,")
+    print(f"  {data.endmembers.shape[0]} components, Poisson counts ({data.scale:g} per pixel, "
+          f"seed {args.seed})")
+    print(f"  PCA: {100 * sum(ratio[:args.k]):.2f} % of the variance in {args.k} components; "
+          f"{negative:.0f} % of their entries are negative")
+    print(f"  NMF, k = {args.k}, {_fmt_options(DEMO_OPTIONS)}: {scores['n_iter']} iterations "
+          f"({scores['stop_reason']}), relative error {scores['rel_error']:.4f}, "
+          f"{nmf_seconds:.1f} s")
+    print(f"    vs the truth: {scored(scores)}")
+    print(f"    plain NMF:    {scored(baseline)}")
+    print(f"  wrote {out.resolve()}/: nmf/report.html, pca/pca_report.html, summary.json "
+          f"({seconds:.0f} s in all)")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="unmix", description=__doc__, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"unmix {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="unmix a built-in synthetic ToF-SIMS image and score it",
-                       description="Generates a ToF-SIMS-like image from a seed, factors "
-                                   "it and writes the factors and a summary.")
-    p.add_argument("-o", "--output", default="unmix-demo", help="output folder (default: %(default)s)")
-    p.add_argument("-k", type=int, default=4, help="number of components (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
+
+    p = sub.add_parser(
+        "run", help="NMF of an image: factors, maps and a report",
+        formatter_class=_Formatter,
+        description="Reads INPUT (unmix.io.read), preprocesses it as asked, factors it "
+                    "with unmix.unmix (non-negative abundances W and spectra H, X ~ W H) "
+                    "and writes W.npy, H.npy, unmixing.h5, figures and report.html to "
+                    "OUTPUT.",
+        epilog="examples:\n"
+               "  unmix run cube.npy -k 4 -o out\n"
+               "  unmix run scan.h5 --dataset /data/cube -k 6 --bin 2 --normalize total \\\n"
+               "      --l1 0.01 --n-init 3 --seed 0 -o out\n"
+               "  unmix run cube.npy -k 4 --option l1_H=0.1 --option init=random -o out")
+    _add_input(p)
+    p.add_argument("-k", "--n-components", dest="k", type=_positive_int, required=True,
+                   help="number of components")
+    _add_nmf(p)
+    p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    _add_common(p)
+    p.set_defaults(run=cmd_run)
+
+    p = sub.add_parser(
+        "rank", help="compare numbers of components and recommend one",
+        formatter_class=_Formatter,
+        description="Fits NMF for every number of components in --k (unmix.select_rank), "
+                    "writes the comparison to OUTPUT and prints the recommended number "
+                    "with its reason.",
+        epilog="example:\n  unmix rank cube.npy --k 2:10 --n-init 3 --seed 0 -o rank")
+    _add_input(p)
+    p.add_argument("--k", dest="ks", type=_k_list, default=_k_list("2:10"),
+                   metavar="FIRST:LAST[:STEP]|K1,K2,...",
+                   help="numbers of components to try, LAST included (default: 2:10)")
+    _add_nmf(p, n_init_default=3)
+    p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    _add_common(p)
+    p.set_defaults(run=cmd_rank)
+
+    p = sub.add_parser(
+        "pca", help="principal components: the unconstrained baseline",
+        formatter_class=_Formatter,
+        description="Principal component analysis of INPUT (unmix.pca): explained "
+                    "variance, components and score maps, written to OUTPUT.",
+        epilog="example:\n  unmix pca cube.npy -k 10 -o pca")
+    _add_input(p)
+    p.add_argument("-k", "--n-components", dest="k", type=_positive_int, default=None,
+                   help="number of components to keep (default: all that unmix.pca keeps)")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    _add_common(p)
+    p.set_defaults(run=cmd_pca)
+
+    p = sub.add_parser(
+        "demo", help="unmix a built-in ToF-SIMS-like image and score it",
+        formatter_class=_Formatter,
+        description="Generates a ToF-SIMS-like image (128 x 128 pixels x 512 masses, 4 "
+                    "components, Poisson counts; unmix.datasets.tof_sims_like) from a "
+                    "seed, runs PCA and a constrained NMF ("
+                    + _fmt_options(DEMO_OPTIONS) + "), scores the NMF against the "
+                    "ground truth (spectral angles, abundance RMSE) and writes "
+                    "OUTPUT/pca/, OUTPUT/nmf/ (reports) and OUTPUT/summary.json.")
+    p.add_argument("-o", "--output", default="unmix-demo",
+                   help="output folder (default: %(default)s)")
+    p.add_argument("-k", "--n-components", dest="k", type=_positive_int, default=4,
+                   help="number of components (default: %(default)s)")
     p.add_argument("--solver", choices=SOLVERS, default="bpp", help="default: %(default)s")
-    p.add_argument("--max-iter", type=int, default=500, help="default: %(default)s")
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
-    p.set_defaults(run=demo)
-    args = parser.parse_args(argv)
+    p.add_argument("--max-iter", type=_positive_int, default=500, help="default: %(default)s")
+    p.add_argument("--n-init", type=_positive_int, default=1, help="default: %(default)s")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="default: %(default)s")
+    _add_common(p)
+    p.set_defaults(run=cmd_demo)
+    parser.set_defaults(subparsers=sub.choices)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand, whose --help lists its options
+        args.subparsers[args.command].error("unrecognized arguments: " + " ".join(extra))
+    prog = f"unmix {args.command}"
     try:
         return int(args.run(args))
-    except (ValueError, TypeError, OSError) as err:
-        print(f"unmix {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except CommandError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except _USER_ERRORS as err:
+        if os.environ.get("UNMIX_DEBUG"):
+            raise
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RuntimeError, MemoryError) as err:
+        if os.environ.get("UNMIX_DEBUG"):
+            raise
+        what = "not enough memory" if isinstance(err, MemoryError) else "the fit failed"
+        print(f"{prog}: error: {what}: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    if isinstance(err, FileNotFoundError) and err.filename and err.strerror is not None:
+        text = f"{err.strerror}: {err.filename!r}"
+    return text or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -184,6 +184,23 @@ def test_reconstruction_err_of_a_near_exact_fit():
                     rtol=1e-9)
 
 
+def test_explained_variance_is_the_energy_of_each_rank_one_term():
+    X = _data(noise=0.1)
+    est = NMF(n_components=3, random_state=0)
+    W = est.fit_transform(X)
+    H = est.components_
+    expected = [np.linalg.norm(np.outer(W[:, i], H[i])) ** 2 / X.shape[0] for i in range(3)]
+    assert_allclose(est.explained_variance_, expected, rtol=1e-12)
+    # The terms are not orthogonal: no reason to add up to the data's energy.
+    assert est.explained_variance_.shape == (3,)
+    est32 = NMF(n_components=3, random_state=0)
+    W32 = est32.fit_transform(X.astype(np.float32))
+    assert est32.explained_variance_.dtype == np.float64
+    expected32 = (np.sum(W32.astype(np.float64) ** 2, axis=0)
+                  * np.sum(est32.components_.astype(np.float64) ** 2, axis=1) / X.shape[0])
+    assert_allclose(est32.explained_variance_, expected32, rtol=1e-10)
+
+
 def test_float32_in_float32_out():
     X = _data(dtype=np.float32)
     est = NMF(n_components=3, random_state=0)
@@ -357,6 +374,9 @@ def test_hyperspy_decomposition():
     assert lr.mean is None
     assert lr.centre is None
     assert isinstance(lr.decomposition_algorithm, unmix.NMF)
+    # HyperSpy's scree data comes from explained_variance_.
+    assert_allclose(lr.explained_variance, lr.decomposition_algorithm.explained_variance_)
+    assert_allclose(lr.explained_variance_ratio.sum(), 1.0)
 
     model = s.get_decomposition_model(3)
     assert model.data.shape == data.shape

@@ -1,0 +1,311 @@
+"""unmix.unmix, unmix.pca and unmix.select_rank on whole spectral images."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import unmix
+from unmix import metrics
+from unmix.datasets import tof_sims_like
+from unmix.image import SpectralImage
+
+
+@pytest.fixture(scope="module")
+def tof():
+    return tof_sims_like(spatial_shape=(24, 24), n_channels=96, n_components=3, seed=0)
+
+
+def clear_image(k, shape=(24, 24), n_channels=64, noise=0.01, seed=0):
+    """Clearly separated data of rank k: one Gaussian peak per endmember at
+    evenly spaced channels (little overlap) on a small flat background,
+    Dirichlet(0.5) abundances (well mixed, with nearly pure pixels), and
+    white noise of 1 % of the mean, clipped at zero."""
+    rng = np.random.default_rng(seed)
+    channels = np.arange(n_channels)
+    centres = np.linspace(4, n_channels - 5, k) + rng.uniform(-1, 1, k)
+    E = np.stack([np.exp(-0.5 * ((channels - c) / 2.0) ** 2) for c in centres]) + 0.02
+    A = rng.dirichlet(np.full(k, 0.5), size=int(np.prod(shape)))
+    X = A @ E
+    X = np.clip(X + rng.normal(0.0, noise * X.mean(), X.shape), 0.0, None)
+    return SpectralImage(X.reshape(*shape, n_channels), channel_unit="eV", name=f"clear{k}")
+
+
+# --------------------------------------------------------------------------
+# unmix
+# --------------------------------------------------------------------------
+
+
+def test_unmix_recovers_the_endmembers(tof):
+    u = unmix.unmix(tof.image(), 3, n_init=2, random_state=0)
+    assert isinstance(u, unmix.Unmixing)
+    assert u.endmembers.shape == (3, 96)
+    assert u.abundances.shape == (24, 24, 3)
+    assert u.residual.shape == (24, 24)
+    assert u.n_components == 3
+    assert u.channel_unit == "m/z"
+    assert_array_equal(u.channels, tof.channels)
+    assert metrics.mean_sad(tof.endmembers, u.endmembers) < 2.0
+    # The model explains the data down to the Poisson noise.
+    assert u.rel_error < 0.15
+
+
+def test_components_are_ordered_by_total_abundance(tof):
+    u = unmix.unmix(tof.image(), 3, random_state=1)
+    totals = u.abundances.reshape(-1, 3).sum(axis=0)
+    assert np.all(np.diff(totals) <= 0)
+    assert sorted(u.order.tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("normalize", ["max", "sum", "l2", None])
+def test_normalization_convention_and_unnormalized(tof, normalize):
+    u = unmix.unmix(tof.image(), 3, random_state=0, normalize=normalize)
+    E = u.endmembers
+    if normalize == "max":
+        assert_allclose(E.max(axis=1), 1.0)
+    elif normalize == "sum":
+        assert_allclose(E.sum(axis=1), 1.0)
+    elif normalize == "l2":
+        assert_allclose(np.linalg.norm(E, axis=1), 1.0)
+    else:
+        assert_allclose(u.scales, 1.0)
+    fitted = u.result.W @ u.result.H
+    # The normalized factors give the same model ...
+    assert_allclose(u.abundances.reshape(-1, 3) @ E, fitted, rtol=1e-10, atol=1e-9)
+    # ... and unnormalized() gives back the fitted factors (in this order).
+    W, H = u.unnormalized()
+    assert_allclose(H, u.result.H[u.order], rtol=1e-12)
+    assert_allclose(W, u.result.W[:, u.order], rtol=1e-12)
+    assert_allclose(W @ H, fitted, rtol=1e-10, atol=1e-9)
+
+
+def test_same_random_state_same_result(tof):
+    a = unmix.unmix(tof.image(), 3, n_init=3, random_state=7)
+    b = unmix.unmix(tof.image(), 3, n_init=3, random_state=7)
+    assert a.restarts == b.restarts
+    assert_array_equal(a.endmembers, b.endmembers)
+    assert_array_equal(a.abundances, b.abundances)
+    c = unmix.unmix(tof.image(), 3, n_init=3, random_state=8)
+    assert {r.seed for r in c.restarts}.isdisjoint({r.seed for r in a.restarts})
+
+
+def test_none_random_state_records_the_entropy(tof):
+    a = unmix.unmix(tof.image(), 3, n_init=2)
+    b = unmix.unmix(tof.image(), 3, n_init=2,
+                    random_state=np.random.SeedSequence(a.params["entropy"]))
+    assert a.restarts == b.restarts
+
+
+def test_n_init_keeps_the_best_restart(tof):
+    u = unmix.unmix(tof.image(), 3, n_init=4, random_state=3)
+    assert len(u.restarts) == 4
+    assert len({r.seed for r in u.restarts}) == 4
+    objectives = [r.objective for r in u.restarts]
+    assert u.result.objective[-1] == min(objectives)
+    assert u.params["n_init"] == 4
+
+
+def test_restarts_are_nmf_runs_with_the_recorded_seeds(tof):
+    """Restart 0 uses nmf's default init, the others init='random'."""
+    X = tof.X
+    u = unmix.unmix(tof.image(), 3, n_init=2, random_state=5, max_iter=50)
+    first = unmix.nmf(X, 3, random_state=u.restarts[0].seed, max_iter=50)
+    second = unmix.nmf(X, 3, random_state=u.restarts[1].seed, init="random", max_iter=50)
+    assert u.restarts[0].objective == first.objective[-1]
+    assert u.restarts[1].objective == second.objective[-1]
+    assert u.params["init_restarts"] == "random"
+    # A user-given init is used by every restart.
+    v = unmix.unmix(tof.image(), 3, n_init=2, random_state=5, init="nndsvd", max_iter=50)
+    again = unmix.nmf(X, 3, random_state=v.restarts[1].seed, init="nndsvd", max_iter=50)
+    assert v.restarts[1].objective == again.objective[-1]
+    assert v.params["init_restarts"] == "nndsvd"
+
+
+def test_nmf_options_are_passed_through_and_recorded(tof):
+    calls = []
+    u = unmix.unmix(tof.image(), 3, random_state=0, solver="hals", max_iter=7, tol=0.0,
+                    l1_H=0.5, callback=calls.append)
+    assert u.result.n_iter == 7
+    assert len(calls) == 7
+    assert u.params["solver"] == "hals"
+    assert u.params["max_iter"] == 7
+    assert u.params["l1_H"] == 0.5
+    # Options left at their default are recorded too.
+    assert u.params["l2_W"] == 0.0
+    assert u.params["n_components"] == 3
+    assert u.params["normalize"] == "max"
+
+
+@pytest.mark.skipif("sum_to_one" not in inspect.signature(unmix.nmf).parameters,
+                    reason="unmix.nmf has no sum_to_one")
+def test_constraints_pass_through_and_normalize_none_keeps_them(tof):
+    X = tof.X / tof.X.sum(axis=1, keepdims=True)
+    u = unmix.unmix(X.reshape(24, 24, 96), 3, random_state=0, sum_to_one=True, normalize=None)
+    assert u.params["sum_to_one"] is True
+    assert_allclose(u.abundances.sum(axis=-1), 1.0, atol=1e-12)
+
+
+def test_residual_is_the_per_pixel_misfit(tof, monkeypatch):
+    # Blocks of a few rows, so the blocked loop runs many times.
+    monkeypatch.setattr(unmix._validation, "BLOCK_BYTES", 96 * 8 * 7)
+    u = unmix.unmix(tof.image(), 3, random_state=0)
+    W, H = u.result.W, u.result.H
+    direct = np.linalg.norm(tof.X - W @ H, axis=1)
+    assert_allclose(u.residual.ravel(), direct, rtol=1e-10)
+    assert u.rel_error == pytest.approx(metrics.reconstruction_error(tof.X, W, H), rel=1e-10)
+
+
+def test_array_inputs_of_any_spatial_rank(tof):
+    line = unmix.unmix(tof.X, 3, random_state=0)  # 2-D array: a line scan
+    assert line.abundances.shape == (576, 3)
+    assert line.residual.shape == (576,)
+    volume = unmix.unmix(tof.X.reshape(4, 12, 12, 96), 3, random_state=0)
+    assert volume.abundances.shape == (4, 12, 12, 3)
+    assert volume.residual.shape == (4, 12, 12)
+
+
+def test_integer_and_float32_data(tof):
+    counts = tof.X.astype(np.uint16).reshape(24, 24, 96)
+    u = unmix.unmix(counts, 3, random_state=0)
+    assert u.endmembers.dtype == np.float64
+    v = unmix.unmix(tof.X.astype(np.float32).reshape(24, 24, 96), 3, random_state=0)
+    assert v.endmembers.dtype == np.float32
+    assert v.abundances.dtype == np.float32
+    assert metrics.mean_sad(u.endmembers, v.endmembers) < 1.0
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"n_components": 0}, ValueError, "n_components"),
+    ({"n_components": 2.5}, TypeError, "n_components"),
+    ({"n_components": 2, "n_init": 0}, ValueError, "n_init"),
+    ({"n_components": 2, "normalize": "peak"}, ValueError, "normalize"),
+    ({"n_components": 2, "random_state": -1}, ValueError, "random_state"),
+    ({"n_components": 2, "random_state": "seed"}, TypeError, "random_state"),
+    ({"n_components": 2, "n_iter": 5}, TypeError, "n_iter"),
+    ({"n_components": 2, "solver": "magic"}, ValueError, "solver"),
+])
+def test_errors_name_the_parameter(tof, kwargs, error, words):
+    with pytest.raises(error, match=words):
+        unmix.unmix(tof.image(), **kwargs)
+
+
+def test_image_errors():
+    with pytest.raises(ValueError, match="image"):
+        unmix.unmix(np.ones(5), 1)
+    with pytest.raises(TypeError, match="image"):
+        unmix.unmix("data.h5", 1)
+
+
+# --------------------------------------------------------------------------
+# pca
+# --------------------------------------------------------------------------
+
+
+def test_pca_matches_numpy_svd():
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 12)) @ rng.random((12, 20)) + rng.random((60, 20))
+    p = unmix.pca(X.reshape(6, 10, 20))
+    Xc = X - X.mean(axis=0)
+    _, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    assert p.n_components == 20
+    assert_allclose(p.explained_variance, S**2 / 59, rtol=1e-10)
+    assert_allclose(p.explained_variance_ratio, S**2 / np.sum(S**2), rtol=1e-10)
+    assert p.explained_variance_ratio.sum() <= 1 + 1e-12
+    assert_allclose(p.explained_variance_ratio.sum(), 1.0)
+    assert_allclose(np.abs(p.components), np.abs(Vt), atol=1e-8)
+    assert_allclose(p.scores.reshape(60, 20), Xc @ p.components.T, atol=1e-10)
+    assert_allclose(p.mean, X.mean(axis=0))
+    # Some loadings are negative: that is the point of PCA.
+    assert (p.components < 0).any()
+
+
+@pytest.mark.parametrize("method", ["full", "covariance", "randomized"])
+def test_pca_methods_agree(tof, method, monkeypatch):
+    monkeypatch.setattr(unmix._validation, "BLOCK_BYTES", 96 * 8 * 50)
+    ref = unmix.pca(tof.image(), 4, method="full")
+    p = unmix.pca(tof.image(), 4, method=method)
+    assert p.method == method
+    assert p.explained_variance_ratio.sum() <= 1 + 1e-12
+    assert_allclose(p.total_variance, ref.total_variance, rtol=1e-10)
+    # The data has rank 3 plus noise: the randomized method is exact on the
+    # 3 signal axes and approximate on the 4th (a noise axis whose variance
+    # is close to the next ones').
+    exact = 3 if method == "randomized" else 4
+    assert_allclose(p.explained_variance, ref.explained_variance, rtol=1e-2)
+    assert_allclose(p.explained_variance[:exact], ref.explained_variance[:exact], rtol=1e-8)
+    # Deterministic signs: the same axes, not just up to sign.
+    assert_allclose(p.components[:exact], ref.components[:exact], atol=1e-6)
+    scale = np.abs(ref.scores).max()
+    assert_allclose(p.scores[..., :exact], ref.scores[..., :exact], atol=1e-6 * scale)
+
+
+def test_pca_errors(tof):
+    with pytest.raises(ValueError, match="n_components"):
+        unmix.pca(tof.image(), 97)
+    with pytest.raises(ValueError, match="method"):
+        unmix.pca(tof.image(), 2, method="svd")
+
+
+# --------------------------------------------------------------------------
+# select_rank
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [3, 5, 8])
+def test_select_rank_recovers_the_true_rank(k):
+    image = clear_image(k, seed=k)
+    selection = unmix.select_rank(image, range(k - 2, k + 3), n_init=2, random_state=0)
+    assert selection.recommended == k, selection.reason
+    assert f"k={k}" in selection.reason
+    ks = selection.ks.tolist()
+    assert ks == list(range(k - 2, k + 3))
+    j = ks.index(k)
+    # Past the true rank the error stops improving beyond noise ...
+    assert np.all(selection.gain[j + 1:] < selection.threshold)
+    assert np.all(selection.gain[1:j + 1] > selection.threshold)
+    # ... the endmembers at the true rank are stable across restarts ...
+    assert selection.stability[j] < 5.0
+    # ... and all k - 1 endmembers of the rank below reappear at k + 1.
+    assert selection.n_reappearing[j + 1] == k
+    assert selection.n_reappearing[0] == -1
+    assert np.all(np.diff(selection.pca_cumulative) >= -1e-12)
+    assert selection.pca_cumulative[-1] <= 1 + 1e-12
+    assert np.argmin(selection.bic) == j
+
+
+def test_select_rank_reuses_unmix(tof):
+    selection = unmix.select_rank(tof.image(), [2, 3, 4], n_init=2, random_state=4)
+    u = unmix.unmix(tof.image(), 3, n_init=2, random_state=4)
+    assert selection.unmixings[3].restarts == u.restarts
+    assert_array_equal(selection.unmixings[3].endmembers, u.endmembers)
+    assert selection.best is selection.unmixings[selection.recommended]
+    assert selection.rel_error[1] == pytest.approx(u.rel_error)
+
+
+def test_select_rank_edges(tof):
+    one = unmix.select_rank(tof.image(), [3], n_init=1, random_state=0)
+    assert one.recommended == 3 and "only rank" in one.reason
+    assert np.isnan(one.stability).all()
+    # The true rank (3) is above every k tried: the reason says to go further.
+    low = unmix.select_rank(tof.image(), [1, 2], n_init=1, random_state=0)
+    assert low.recommended == 2 and "larger" in low.reason
+
+
+@pytest.mark.parametrize("ks, error, words", [
+    ([], ValueError, "ks"),
+    ([0, 1], ValueError, "ks"),
+    ([2, 3.0], TypeError, "ks"),
+    (5, TypeError, "ks"),
+    ([2, 1000], ValueError, "ks"),
+])
+def test_select_rank_errors(tof, ks, error, words):
+    with pytest.raises(error, match=words):
+        unmix.select_rank(tof.image(), ks)
+
+
+def test_select_rank_rejects_unknown_options(tof):
+    with pytest.raises(TypeError, match="n_iter"):
+        unmix.select_rank(tof.image(), [2, 3], n_iter=5)
