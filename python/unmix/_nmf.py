@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Optional, Union
 
@@ -167,45 +168,21 @@ def nmf(
     The computation runs without the GIL. Ctrl-C stops it at the end of the
     current iteration and raises KeyboardInterrupt.
     """
-    return _fit(
-        X, n_components, solver=solver, init=init, max_iter=max_iter, tol=tol,
-        random_state=random_state, l1_W=l1_W, l1_H=l1_H, l2_W=l2_W, l2_H=l2_H,
-        W=W, H=H, callback=callback, verbose=verbose, time_limit=time_limit,
-        sum_to_one=sum_to_one, graph_W=graph_W, graph_H=graph_H, smooth_W=smooth_W,
-        smooth_H=smooth_H, bounds_W=bounds_W, bounds_H=bounds_H, fixed_H=fixed_H,
-    )
+    options = dict(locals())
+    del options["X"], options["n_components"]
+    return _fit(X, n_components, **options)
 
 
-def _fit(
-    X: Any,
-    n_components: int,
-    *,
-    solver: str,
-    init: Optional[str],
-    max_iter: int,
-    tol: float,
-    random_state: Any,
-    l1_W: float,
-    l1_H: float,
-    l2_W: float,
-    l2_H: float,
-    W: Optional[np.ndarray],
-    H: Optional[np.ndarray],
-    callback: Optional[Callable[[IterationInfo], Optional[bool]]],
-    verbose: bool,
-    time_limit: Optional[float],
-    update_W: bool = True,
-    update_H: bool = True,
-    sum_to_one: bool = False,
-    graph_W: Any = None,
-    graph_H: Any = None,
-    smooth_W: float = 0.0,
-    smooth_H: float = 0.0,
-    bounds_W: Optional[tuple[Any, Any]] = None,
-    bounds_H: Optional[tuple[Any, Any]] = None,
-    fixed_H: Optional[np.ndarray] = None,
-) -> NMFResult:
-    """:func:`nmf` plus the option to hold one factor fixed (for transform)."""
+def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = True,
+         **given: Any) -> NMFResult:
+    """:func:`nmf` plus the option to hold one factor fixed (for transform);
+    the other keywords are :func:`nmf`'s, with its defaults."""
+    unknown = set(given) - set(_NMF_DEFAULTS)
+    if unknown:
+        raise TypeError(f"nmf() got unexpected keyword arguments {sorted(unknown)}")
+    o = {**_NMF_DEFAULTS, **given}
+    solver, init, max_iter, tol = o["solver"], o["init"], o["max_iter"], o["tol"]
+    W, H, callback, verbose, time_limit = o["W"], o["H"], o["callback"], o["verbose"], o["time_limit"]
     M = as_core_matrix(X)
     n_samples, n_features = M.shape
     k = check_int(n_components, "n_components", 1)
@@ -230,7 +207,7 @@ def _fit(
         H = check_factor(H, "H", (k, n_features), M.dtype)
     elif W is not None or H is not None:
         raise ValueError(f"W and H are used only with init='custom', got init={init!r}")
-    seed = seed_from(random_state)
+    seed = seed_from(o["random_state"])
     if init in PIXEL_INITS:
         W, H = _pixel_init(X, k, init, seed, M.dtype)
         init = "custom"
@@ -251,14 +228,13 @@ def _fit(
     # Penalties and roles map to the core's factors: when M = X.T, the
     # core's W is H.T and its H is W.
     rows, cols = ("H", "W") if M.transposed else ("W", "H")
-    for name, value in (("l1_W", l1_W), ("l1_H", l1_H), ("l2_W", l2_W), ("l2_H", l2_H)):
-        options[name[:3] + (rows if name[3] == "W" else cols)] = check_nonneg(value, name)
+    for name in ("l1_W", "l1_H", "l2_W", "l2_H"):
+        options[name[:3] + (rows if name[3] == "W" else cols)] = check_nonneg(o[name], name)
     options["fixed_" + rows] = not update_W
     options["fixed_" + cols] = not update_H
-    options.update(_constraints(
-        rows, cols, (n_samples, n_features), k, sum_to_one=sum_to_one, graph_W=graph_W,
-        graph_H=graph_H, smooth_W=smooth_W, smooth_H=smooth_H, bounds_W=bounds_W,
-        bounds_H=bounds_H, fixed_H=fixed_H))
+    options.update(_constraints(rows, cols, (n_samples, n_features), k, **{
+        name: o[name] for name in ("sum_to_one", "graph_W", "graph_H", "smooth_W", "smooth_H",
+                                   "bounds_W", "bounds_H", "fixed_H")}))
 
     W0 = H0 = None
     if init == "custom":
@@ -284,6 +260,10 @@ def _fit(
         rel_error=out["rel_error"], converged=out["converged"],
         stop_reason=out["stop_reason"], data_norm=out["data_norm"], timings=out["timings"],
     )
+
+
+_NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype
