@@ -6,9 +6,9 @@ scikit-learn pipelines and HyperSpy.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import _core
-from ._estimator import NMF
 from ._nmf import IterationInfo, NMFResult, nmf
 from .image import SpectralImage
 from .workflow import Unmixing, pca, select_rank, unmix
@@ -19,6 +19,21 @@ __all__ = [
     "NMF", "IterationInfo", "NMFResult", "SpectralImage", "Unmixing", "get_include", "nmf",
     "pca", "select_rank", "unmix", "__version__",
 ]
+
+
+if TYPE_CHECKING:
+    from ._estimator import NMF
+
+
+def __getattr__(name: str) -> Any:
+    # The estimator needs scikit-learn, which takes most of a second to
+    # import; load it on first use so `import unmix` and the command line
+    # start fast.
+    if name == "NMF":
+        from ._estimator import NMF
+
+        return NMF
+    raise AttributeError(f"module 'unmix' has no attribute {name!r}")
 
 
 def get_include() -> str:
