@@ -18,6 +18,8 @@ struct Args {
   bool k_given = false;
   std::string solver = "bpp";
   std::string init;  // empty: as unmix.nmf chooses
+  std::string loss = "frobenius";
+  bool solver_given = false;
   long long max_iter = 500;
   double tol = 1e-5;
   double time_limit = inf;
@@ -81,6 +83,8 @@ void print_help() {
       "  --seed S                 seed of the initialization and of --generate (default: 0)\n"
       "  --l1-W, --l1-H, --l2-W, --l2-H X\n"
       "                           penalty weights, >= 0 (default: 0)\n"
+      "  --loss frobenius|kl      the data term; kl (Poisson counts) uses solver mu, the\n"
+      "                           default solver with it (default: frobenius)\n"
       "  --sum-to-one             every row of W (a sample's abundances) on the simplex,\n"
       "                           exactly (solvers bpp and mu)\n"
       "  --bounds-W LO,HI, --bounds-H LO,HI\n"
@@ -242,6 +246,7 @@ Args parse_args(int argc, char** argv) {
       a.k_given = true;
     } else if (name == "--solver") {
       a.solver = next();
+      a.solver_given = true;
       check_name(name, [&] { unmix::parse_solver(a.solver); });
     } else if (name == "--init") {
       a.init = next();
@@ -274,6 +279,9 @@ Args parse_args(int argc, char** argv) {
       a.l2_W = parse_nonneg(name, next());
     } else if (name == "--l2-H") {
       a.l2_H = parse_nonneg(name, next());
+    } else if (name == "--loss") {
+      a.loss = next();
+      check_name(name, [&] { unmix::parse_loss(a.loss); });
     } else if (name == "--sum-to-one") {
       a.sum_to_one = true;
     } else if (name == "--bounds-W" || name == "--bounds-H") {

@@ -103,7 +103,9 @@ Problem describe(const Args& a, int ranks) {
   }
 
   unmix::Options& o = p.opt;
-  o.solver = unmix::parse_solver(a.solver);
+  o.loss = unmix::parse_loss(a.loss);
+  // As in Python: the default solver is mu for the KL loss.
+  o.solver = unmix::parse_solver(!a.solver_given && o.loss == unmix::Loss::kl ? "mu" : a.solver);
   const arma::uword smaller = std::min(p.n_samples, p.n_features);
   o.init = a.init.empty() ? (p.k <= smaller ? unmix::Init::nndsvda : unmix::Init::random)
                           : unmix::parse_init(a.init);

@@ -219,6 +219,7 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
         .add("nnz", sums[0])
         .add_int("k", (long long)p.k)
         .add_str("solver", unmix::to_string(p.opt.solver))
+        .add_str("loss", unmix::to_string(p.opt.loss))
         .add_str("init", unmix::to_string(p.opt.init))
         .add_int("max_iter", p.opt.max_iter)
         .add("tol", p.opt.tol)

@@ -63,7 +63,7 @@ inline void parse_factor(const py::dict& d, const std::string& f, FactorOptions&
 // Options come as a dict of the C++ names; unknown keys are an error so a
 // typo in the Python layer cannot be silently ignored.
 inline Options parse_options(const py::dict& d) {
-  static const std::set<std::string> general = {"solver", "init", "max_iter", "tol",
+  static const std::set<std::string> general = {"solver", "init", "loss", "max_iter", "tol",
                                                 "time_limit", "seed", "transposed", "data_name"};
   static const std::set<std::string> per_factor = {
       "l1", "l2", "fixed", "smooth", "graph", "lower", "upper", "lower_cols",
@@ -82,6 +82,7 @@ inline Options parse_options(const py::dict& d) {
   };
   if (d.contains("solver")) o.solver = parse_solver(py::cast<std::string>(d["solver"]));
   if (d.contains("init")) o.init = parse_init(py::cast<std::string>(d["init"]));
+  if (d.contains("loss")) o.loss = parse_loss(py::cast<std::string>(d["loss"]));
   get("max_iter", o.max_iter);
   get("tol", o.tol);
   get("time_limit", o.time_limit);

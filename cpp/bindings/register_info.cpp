@@ -21,6 +21,8 @@ void register_info(py::module_& m) {
   m.attr("__version__") = unmix::version;
   m.def("solvers", [] { return table(solver_table); },
         "Solver names mapped to a one-line summary.");
+  m.def("losses", [] { return table(loss_table); },
+        "Loss names mapped to a one-line summary.");
   m.def("inits", [] { return table(init_table); },
         "Initialization names mapped to a one-line summary.");
   m.def("choose_grid", &comm::choose_grid, py::arg("p"), py::arg("m"), py::arg("n"),

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._nmf import _fit, nnls_abundances
-from ._validation import INITS, SOLVERS
+from ._validation import INITS, LOSSES, SOLVERS
 
 
 class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -61,7 +61,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict[str, list[Any]] = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "solver": [StrOptions(set(SOLVERS))],
+        "solver": [StrOptions(set(SOLVERS)), None],
+        "loss": [StrOptions(set(LOSSES))],
         "init": [StrOptions(set(INITS) - {"custom"}), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -85,8 +86,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self,
         n_components: Optional[int] = None,
         *,
-        solver: str = "bpp",
+        solver: Optional[str] = None,
         init: Optional[str] = None,
+        loss: str = "frobenius",
         max_iter: int = 500,
         tol: float = 1e-5,
         random_state: Any = None,
@@ -107,6 +109,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.solver = solver
         self.init = init
+        self.loss = loss
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -153,7 +156,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validate(X, reset=True)
         k = self.n_components if self.n_components is not None else X.shape[1]
         result = _fit(
-            X, k, solver=self.solver, init=self.init, max_iter=self.max_iter, tol=self.tol,
+            X, k, solver=self.solver, init=self.init, loss=self.loss, max_iter=self.max_iter,
+            tol=self.tol,
             random_state=self.random_state, W=W, H=H, callback=None,
             verbose=self.verbose, time_limit=None, **self._penalties(), **self._constraints(),
         )

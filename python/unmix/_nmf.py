@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from . import _core
 from ._validation import (
     INITS,
+    LOSSES,
     PIXEL_INITS,
     SOLVERS,
     as_core_matrix,
@@ -49,6 +50,7 @@ class NMFResult:
     converged: bool
     stop_reason: str  # "tol", "max_iter", "time_limit" or "callback"
     data_norm: float  # ||X||_F
+    solver: str = "bpp"  # the solver used
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -56,8 +58,9 @@ def nmf(
     X: Any,
     n_components: int,
     *,
-    solver: str = "bpp",
+    solver: Optional[str] = None,
     init: Optional[str] = None,
+    loss: str = "frobenius",
     max_iter: int = 500,
     tol: float = 1e-5,
     random_state: Any = None,
@@ -107,10 +110,16 @@ def nmf(
     n_components : int
         Number of components k >= 1. The NNDSVD initializations need
         ``k <= min(n_samples, n_features)``.
-    solver : {"bpp", "hals", "mu"}
+    solver : {"bpp", "hals", "mu"}, optional
         ``"bpp"``: alternating NNLS solved exactly by block principal
         pivoting (Kim & Park 2011). ``"hals"``: hierarchical ALS, one column at
-        a time. ``"mu"``: Lee–Seung multiplicative updates.
+        a time. ``"mu"``: Lee–Seung multiplicative updates. Default: ``"bpp"``,
+        or ``"mu"`` for ``loss="kl"``.
+    loss : {"frobenius", "kl"}
+        ``"kl"``: the generalized Kullback–Leibler divergence
+        ``Σ X log(X / WH) − X + WH``, the maximum-likelihood loss for Poisson
+        counts (ToF-SIMS, EDS), with ``solver="mu"``; sparse data is touched
+        only at its stored entries. Works with ℓ1, ℓ2 and the graph term.
     init : {"nndsvda", "nndsvd", "nndsvdar", "random", "spa", "vca", "custom"}, optional
         Default: ``"custom"`` when ``W`` and ``H`` are given, else
         ``"nndsvda"`` when ``n_components <= min(X.shape)``, else ``"random"``.
@@ -186,6 +195,9 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     M = as_core_matrix(X)
     n_samples, n_features = M.shape
     k = check_int(n_components, "n_components", 1)
+    loss = check_choice(o["loss"], "loss", LOSSES)
+    if solver is None:
+        solver = "mu" if loss == "kl" else "bpp"
     solver = check_choice(solver, "solver", SOLVERS)
     if init is None:
         if W is not None and H is not None:
@@ -214,6 +226,7 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     options: dict[str, Any] = {
         "solver": solver,
         "init": init,
+        "loss": loss,
         "max_iter": check_int(max_iter, "max_iter", 1),
         "tol": check_nonneg(tol, "tol"),
         "seed": seed,
@@ -258,7 +271,8 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     return NMFResult(
         W=W_out, H=H_out, n_iter=out["n_iter"], objective=out["objective"],
         rel_error=out["rel_error"], converged=out["converged"],
-        stop_reason=out["stop_reason"], data_norm=out["data_norm"], timings=out["timings"],
+        stop_reason=out["stop_reason"], data_norm=out["data_norm"], solver=solver,
+        timings=out["timings"],
     )
 
 

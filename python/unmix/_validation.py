@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from . import _core
 
 SOLVERS = tuple(_core.solvers())
+LOSSES = tuple(_core.losses())
 # The core's initializations, plus the pure-pixel (endmember extraction)
 # starts that the Python layer computes and hands over as "custom".
 PIXEL_INITS = ("spa", "vca")

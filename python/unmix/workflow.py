@@ -351,6 +351,7 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
     }
     params.update({name: p.default for name, p in _NMF_OPTIONS.items() if name not in _OWN})
     params.update(nmf_options)
+    params["solver"] = best.solver  # the one used, where the default depends on the loss
 
     W, H = best.W, best.H
     scales = _scales(H, normalize)

@@ -1,6 +1,7 @@
 #pragma once
 #include <armadillo>
 #include <limits>
+#include <random>
 
 namespace test {
 

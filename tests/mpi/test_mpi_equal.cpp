@@ -31,7 +31,8 @@ arma::Mat<eT> test_matrix(arma::uword m, arma::uword n, bool sparse_pattern) {
 }
 
 template <typename eT>
-void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool sparse, bool transposed) {
+void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool sparse, bool transposed,
+              unmix::Loss loss = unmix::Loss::frobenius) {
   const arma::uword m = 37, n = 29, k = 4;  // not divisible by the grids
   const arma::Mat<eT> M = test_matrix<eT>(m, n, sparse);
   unmix::Options o;
@@ -43,6 +44,7 @@ void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool spars
   o.transposed = transposed;
   o.W.l1 = 0.01;
   o.H.l2 = 0.1;
+  o.loss = loss;
   const auto serial = unmix::nmf(M, k, o);
 
   unmix::comm::MpiGrid grid(MPI_COMM_WORLD, pr, pc, m, n);
@@ -63,6 +65,7 @@ void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool spars
   const std::string what = std::string("grid ") + std::to_string(pr) + "x" + std::to_string(pc) +
                            " solver " + unmix::to_string(solver) + " init " + unmix::to_string(init) +
                            (sparse ? " sparse" : " dense") + (transposed ? " transposed" : "") +
+                           (loss == unmix::Loss::kl ? " kl" : "") +
                            (std::is_same_v<eT, float> ? " float32" : " float64");
   check(dist.n_iter == serial.n_iter, what + ": iterations", grid.rank());
   check(arma::abs(dist.W - W_ref).max() <= tol * arma::abs(serial.W).max(), what + ": W", grid.rank());
@@ -87,6 +90,10 @@ int main(int argc, char** argv) {
         run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, false);
         run_case<float>(pr, pc, solver, unmix::Init::random, sparse, true);
         cases += 2;
+        if (solver == unmix::Solver::mu) {
+          run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, true, unmix::Loss::kl);
+          ++cases;
+        }
       }
     }
   }

@@ -126,6 +126,15 @@ void validate(const Options& opt, arma::uword m, arma::uword n, arma::uword k,
 // not do yet, is refused with the names of those that can.
 template <template <typename> class Rule, typename Comm>
 void check_support(const Options& opt) {
+  if (opt.loss == Loss::kl) {
+    if (std::string(Rule<double>::name) != "mu")
+      throw std::invalid_argument(std::string("unmix::nmf: the KL loss is solved by solver 'mu', got '") +
+                                  Rule<double>::name + "'");
+    for (const auto* f : {&opt.W, &opt.H})
+      if (f->bounded() || f->simplex || !f->fixed_cols.empty())
+        throw std::invalid_argument("unmix::nmf: with the KL loss, only l1, l2 and graph smoothness "
+                                    "are available (no bounds, sum-to-one or fixed columns yet)");
+  }
   for (const auto* f : {&opt.W, &opt.H}) {
     const std::string name = !f->name.empty() ? f->name : (f == &opt.W ? "W" : "H");
     if (f->bounded() && !Rule<double>::supports_bounds)

@@ -32,6 +32,11 @@ inline constexpr NamedValue<Init> init_table[] = {
     {"custom", Init::custom, "the W and H given by the caller"},
 };
 
+inline constexpr NamedValue<Loss> loss_table[] = {
+    {"frobenius", Loss::frobenius, "1/2 ||M - W H^T||_F^2 (Gaussian noise)"},
+    {"kl", Loss::kl, "generalized Kullback-Leibler divergence (Poisson counts; solver mu)"},
+};
+
 template <typename Enum, std::size_t N>
 Enum parse(const NamedValue<Enum> (&table)[N], const std::string& name, const char* param) {
   std::string names;
@@ -52,8 +57,10 @@ const char* name_of(const NamedValue<Enum> (&table)[N], Enum value) {
 
 inline Solver parse_solver(const std::string& s) { return parse(solver_table, s, "solver"); }
 inline Init parse_init(const std::string& s) { return parse(init_table, s, "init"); }
+inline Loss parse_loss(const std::string& s) { return parse(loss_table, s, "loss"); }
 inline const char* to_string(Solver s) { return name_of(solver_table, s); }
 inline const char* to_string(Init i) { return name_of(init_table, i); }
+inline const char* to_string(Loss l) { return name_of(loss_table, l); }
 
 // Calls fn(RuleTag<Rule>{}) for the rule that implements the solver.
 template <template <typename> class R>

@@ -125,33 +125,73 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     res.rel_error.push_back(rel);
   };
 
+  // The generalized KL divergence at the current W, H from one pass over the
+  // data (log_term, <M, W H^T>), plus the penalties; rel_error stays the
+  // Frobenius relative error, from the same pass.
+  auto kl_objective = [&](const KLPass& pass, double& rel_error) {
+    arma::Mat<double> local = {pass.log_term, pass.cross, step[0].local_penalty(W),
+                               step[1].local_penalty(H)};
+    comm.all_reduce(local);
+    const arma::rowvec cw = arma::conv_to<arma::rowvec>::from(products.column_sums(W));
+    const arma::rowvec ch = arma::conv_to<arma::rowvec>::from(products.column_sums(H));
+    const double loss = 0.5 * (norm2 - 2.0 * local[1] + inner(gram[0], gram[1]));
+    rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
+    return local[0] - stats.sum + arma::dot(cw, ch) + local[2] + local[3] +
+           step[0].gram_penalty(gram[0]) + step[1].gram_penalty(gram[1]);
+  };
+  arma::Mat<eT>* kl_product = nullptr;
+  auto kl_pass = [&](bool trans) {
+    const ScopedTimer timer(t.products);
+    KLPass pass;
+    kl_product = &products.kl_times(W, H, trans, pass);
+    return pass;
+  };
+
   bool stop = false;
   for (int it = 1; it <= opt_.max_iter && !stop; ++it) {
-    double cross = 0.0;
-    for (int s : order) {
-      if (!update[s]) continue;
-      arma::Mat<eT>* R;
-      {
-        const ScopedTimer timer(t.products);
-        R = (s == 0) ? &products.times(H) : &products.trans_times(W);
-      }
-      if (res.objective.empty()) {  // the starting point's objective, for free
-        double rel;
-        const double f0 = objective(inner(*F[s], *R), rel);
-        record(f0, rel);
-      }
-      {
-        const ScopedTimer timer(t.update);
-        step[s].update(gram[1 - s], *R, *F[s]);
-      }
-      {
+    double cross = 0.0, rel = 0.0, f = 0.0;
+    if (opt_.loss == Loss::kl) {
+      for (int s : order) {
+        if (!update[s]) continue;
+        const KLPass pass = kl_pass(s == 1);
+        if (res.objective.empty()) {
+          const double f0 = kl_objective(pass, rel);
+          record(f0, rel);
+        }
+        {
+          const ScopedTimer timer(t.update);
+          step[s].update_kl(products.column_sums(*F[1 - s]), *kl_product, *F[s]);
+        }
         const ScopedTimer timer(t.gram);
         products.gram(*F[s], gram[s]);
       }
-      cross = inner(*F[s], *R);
+      // One more pass for the objective at the new point (the products of
+      // the next half-step depend on it, so they cannot be reused here).
+      f = kl_objective(kl_pass(false), rel);
+    } else {
+      for (int s : order) {
+        if (!update[s]) continue;
+        arma::Mat<eT>* R;
+        {
+          const ScopedTimer timer(t.products);
+          R = (s == 0) ? &products.times(H) : &products.trans_times(W);
+        }
+        if (res.objective.empty()) {  // the starting point's objective, for free
+          const double f0 = objective(inner(*F[s], *R), rel);
+          record(f0, rel);
+        }
+        {
+          const ScopedTimer timer(t.update);
+          step[s].update(gram[1 - s], *R, *F[s]);
+        }
+        {
+          const ScopedTimer timer(t.gram);
+          products.gram(*F[s], gram[s]);
+        }
+        cross = inner(*F[s], *R);
+      }
+      f = objective(cross, rel);
     }
-    double rel;
-    const double f = objective(cross, rel);
     const double f_prev = res.objective.back();
     record(f, rel);
     res.n_iter = it;

@@ -2,6 +2,7 @@
 #include <armadillo>
 
 #include "../regularize/penalty.hpp"
+#include "../rules/mu_kl.hpp"
 #include "feasible.hpp"
 #include "options.hpp"
 
@@ -54,6 +55,14 @@ class FactorStep {
       rule_.update(Gf_, Rf_, Ff_, free_feasible_);
       F.cols(free_) = Ff_;
     }
+    penalty_.track(F);
+  }
+
+  // One Kullback-Leibler half-step: R = (M ./ W H^T) times the other factor,
+  // colsum the other factor's column sums (bounds, the simplex and fixed
+  // columns are refused for this loss before the run starts).
+  void update_kl(const arma::Row<eT>& colsum, const arma::Mat<eT>& R, arma::Mat<eT>& F) {
+    rules::mu_kl_update(colsum, R, F, penalty_);
     penalty_.track(F);
   }
 

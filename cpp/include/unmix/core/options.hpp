@@ -10,6 +10,9 @@ namespace unmix {
 
 enum class Solver { mu, hals, bpp };
 enum class Init { random, nndsvd, nndsvda, nndsvdar, custom };
+// The data term: 1/2 ||M - W H^T||_F^2, or the generalized Kullback-Leibler
+// divergence sum M log(M / WH^T) - M + WH^T of Poisson counts (MU only).
+enum class Loss { frobenius, kl };
 
 // Per-factor settings (DESIGN.md §1). Penalties:
 //   l1 ||F||_1 + l2 / 2 ||F||_F^2 + smooth / 2 tr(F^T L F),  L = D - S,
@@ -40,6 +43,7 @@ struct FactorOptions {
 struct Options {
   Solver solver = Solver::bpp;
   Init init = Init::nndsvda;
+  Loss loss = Loss::frobenius;
   int max_iter = 500;
   // Stop when one iteration lowers the penalized objective by less than tol
   // times its value, or when ||M - W H^T||_F <= tol ||M||_F.

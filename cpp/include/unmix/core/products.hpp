@@ -1,6 +1,8 @@
 #pragma once
 #include <armadillo>
 
+#include "../data/stats.hpp"
+
 namespace unmix {
 
 // The two data products of an alternating update, with the communication
@@ -23,6 +25,24 @@ class Products {
     data_.trans_times(comm_.gather_W(W, gathered_), local_H_);
     return comm_.scatter_H(local_H_, owned_H_);
   }
+  // The Kullback-Leibler products (M ./ W H^T) H (trans: its transpose times
+  // W), the owned rows. The local block needs both factors' rows, so both
+  // are gathered; the pass's sums stay local (the caller reduces them).
+  arma::Mat<eT>& kl_times(const arma::Mat<eT>& W, const arma::Mat<eT>& H, bool trans,
+                          KLPass& pass) {
+    const arma::Mat<eT>& Wi = comm_.gather_W(W, gathered_W_);
+    const arma::Mat<eT>& Hj = comm_.gather_H(H, gathered_);
+    arma::Mat<eT>& local = trans ? local_H_ : local_W_;
+    pass = data_.kl_times(Wi, Hj, local, trans);
+    return trans ? comm_.scatter_H(local, owned_H_) : comm_.scatter_W(local, owned_W_);
+  }
+  // Column sums of a factor over all ranks.
+  arma::Row<eT> column_sums(const arma::Mat<eT>& F) const {
+    arma::Mat<eT> s = arma::sum(F, 0);
+    comm_.all_reduce(s);
+    return s;
+  }
+
   // F^T F summed over all ranks.
   void gram(const arma::Mat<eT>& F, arma::Mat<eT>& G) const {
     G = F.t() * F;
@@ -35,7 +55,7 @@ class Products {
  private:
   const Data& data_;
   const Comm& comm_;
-  arma::Mat<eT> gathered_, local_W_, local_H_, owned_W_, owned_H_;
+  arma::Mat<eT> gathered_, gathered_W_, local_W_, local_H_, owned_W_, owned_H_;
 };
 
 // Sum of F .* R accumulated in double (float32 objectives stay meaningful).

@@ -21,6 +21,29 @@ class Dense {
   // out = M^T * A (n_cols x k)
   void trans_times(const arma::Mat<eT>& A, arma::Mat<eT>& out) const { out = M_.t() * A; }
 
+  // out = (M ./ (W H^T)) H (trans: (M ./ (W H^T))^T W), a column block of
+  // W H^T at a time so no m x n temporary is formed.
+  KLPass kl_times(const arma::Mat<eT>& W, const arma::Mat<eT>& H, arma::Mat<eT>& out,
+                  bool trans) const {
+    constexpr arma::uword block = 256;
+    KLPass pass;
+    out.zeros(trans ? M_.n_cols : M_.n_rows, W.n_cols);
+    for (arma::uword j0 = 0; j0 < M_.n_cols; j0 += block) {
+      const arma::uword j1 = std::min<arma::uword>(M_.n_cols, j0 + block) - 1;
+      P_ = W * H.rows(j0, j1).t();
+      for (arma::uword jj = 0; jj < P_.n_cols; ++jj) {
+        const eT* x = M_.colptr(j0 + jj);
+        eT* p = P_.colptr(jj);
+        for (arma::uword i = 0; i < P_.n_rows; ++i) p[i] = kl_weight(pass, x[i], p[i]);
+      }
+      if (trans)
+        out.rows(j0, j1) = P_.t() * W;
+      else
+        out += P_ * H.rows(j0, j1);
+    }
+    return pass;
+  }
+
   DataStats stats() const {
     DataStats s;
     const eT* p = M_.memptr();
@@ -30,6 +53,7 @@ class Dense {
 
  private:
   const arma::Mat<eT>& M_;
+  mutable arma::Mat<eT> P_;
 };
 
 }  // namespace unmix::data

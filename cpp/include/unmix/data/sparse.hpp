@@ -60,6 +60,32 @@ class Sparse {
     out = outT_.t();
   }
 
+  // out = (M ./ (W H^T)) H (trans: (M ./ (W H^T))^T W), touching only the
+  // stored entries: one dot product of k for (W H^T)_ij at each.
+  KLPass kl_times(const arma::Mat<eT>& W, const arma::Mat<eT>& H, arma::Mat<eT>& out,
+                  bool trans) const {
+    const arma::uword k = W.n_cols;
+    KLPass pass;
+    Bt_ = W.t();
+    Ht_ = H.t();
+    outT_.zeros(k, trans ? n_cols_ : n_rows_);
+    for (arma::uword j = 0; j < n_cols_; ++j) {
+      const eT* h = Ht_.colptr(j);
+      for (Index p = col_ptr_[j]; p < col_ptr_[j + 1]; ++p) {
+        const arma::uword i = static_cast<arma::uword>(row_idx_[p]);
+        const eT* w = Bt_.colptr(i);
+        eT wh = 0;
+        for (arma::uword c = 0; c < k; ++c) wh += w[c] * h[c];
+        const eT q = kl_weight(pass, values_[p], wh);
+        eT* o = outT_.colptr(trans ? j : i);
+        const eT* src = trans ? w : h;
+        for (arma::uword c = 0; c < k; ++c) o[c] += q * src[c];
+      }
+    }
+    out = outT_.t();
+    return pass;
+  }
+
   DataStats stats() const {
     DataStats s;
     for (std::size_t p = 0; p < nnz(); ++p) accumulate(s, values_[p]);
@@ -72,7 +98,7 @@ class Sparse {
   const Index* row_idx_;
   const eT* values_;
   // Transposed work copies of the thin factors (O((m + n) k), reused).
-  mutable arma::Mat<eT> Bt_, outT_;
+  mutable arma::Mat<eT> Bt_, Ht_, outT_;
 };
 
 }  // namespace unmix::data

@@ -1,5 +1,8 @@
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <limits>
 
 namespace unmix {
 
@@ -26,6 +29,25 @@ inline void accumulate(DataStats& s, eT v) {
   if (x < s.min) s.min = x;
   s.sum += x;
   s.sq_norm += x * x;
+}
+
+// What one pass of the Kullback-Leibler products also yields about the
+// current W H^T: sum of M log(M / WH^T) over the stored entries, and
+// <M, W H^T> (for the Frobenius relative error reported alongside).
+struct KLPass {
+  double log_term = 0.0;
+  double cross = 0.0;
+};
+
+// Folds the entry (x, p = (W H^T)_ij) into a KL pass and returns x / p, the
+// weight of this entry in the multiplicative update (0 where x = 0).
+template <typename eT>
+inline eT kl_weight(KLPass& pass, eT x, eT p) {
+  if (!(x > 0)) return eT(0);
+  const double pd = std::max(double(p), std::numeric_limits<double>::min());
+  pass.log_term += double(x) * std::log(double(x) / pd);
+  pass.cross += double(x) * double(p);
+  return static_cast<eT>(double(x) / pd);
 }
 
 }  // namespace unmix

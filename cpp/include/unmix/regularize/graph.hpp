@@ -36,6 +36,15 @@ class Graph {
     G.diag() += 2 * g * d_max_;
     R += g * (SF_ + F.each_col() % (2 * d_max_ - degree_));
   }
+  // For the KL update, which takes the majorizer per entry: the curvature
+  // gamma d_max and the linear coefficient gamma ((L F~)_ij - 2 d_max F~_ij).
+  double curvature() const { return active() ? gamma_ * double(d_max_) : 0.0; }
+  double linear(const arma::Mat<eT>& F, arma::uword i, arma::uword j) const {
+    if (!active()) return 0.0;
+    const double f = F(i, j);
+    return gamma_ * (double(degree_[i]) * f - double(SF_(i, j)) - 2.0 * double(d_max_) * f);
+  }
+
   // gamma / 2 (sum_i d_i ||F_i||^2 - <F, S F>), with S F from track().
   double value(const arma::Mat<eT>& F) const {
     if (!active()) return 0.0;
