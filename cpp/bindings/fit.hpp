@@ -32,6 +32,8 @@ inline void parse_factor(const py::dict& d, const std::string& f, FactorOptions&
   get("l2", o.l2);
   get("fixed", o.fixed);
   get("smooth", o.smooth);
+  get("minvol", o.minvol);
+  get("minvol_delta", o.minvol_delta);
   get("lower", o.lower);
   get("upper", o.upper);
   get("simplex", o.simplex);
@@ -66,7 +68,7 @@ inline Options parse_options(const py::dict& d) {
   static const std::set<std::string> general = {"solver", "init", "loss", "max_iter", "tol",
                                                 "time_limit", "seed", "transposed", "data_name"};
   static const std::set<std::string> per_factor = {
-      "l1", "l2", "fixed", "smooth", "graph", "lower", "upper", "lower_cols",
+      "l1", "l2", "fixed", "smooth", "minvol", "minvol_delta", "graph", "lower", "upper", "lower_cols",
       "upper_cols", "simplex", "fixed_cols", "fixed_values", "name"};
   for (const auto& item : d) {
     const auto key = py::cast<std::string>(item.first);

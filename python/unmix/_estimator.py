@@ -80,6 +80,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "bounds_W": [tuple, None],
         "bounds_H": [tuple, None],
         "fixed_H": ["array-like", None],
+        "minvol_H": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -105,6 +106,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         bounds_W: Optional[tuple[Any, Any]] = None,
         bounds_H: Optional[tuple[Any, Any]] = None,
         fixed_H: Any = None,
+        minvol_H: float = 0.0,
     ) -> None:
         self.n_components = n_components
         self.solver = solver
@@ -126,6 +128,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.bounds_W = bounds_W
         self.bounds_H = bounds_H
         self.fixed_H = fixed_H
+        self.minvol_H = minvol_H
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -144,7 +147,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _constraints(self) -> dict[str, Any]:
         return {"sum_to_one": self.sum_to_one, "graph_W": self.graph_W, "graph_H": self.graph_H,
                 "smooth_W": self.smooth_W, "smooth_H": self.smooth_H,
-                "bounds_W": self.bounds_W, "bounds_H": self.bounds_H, "fixed_H": self.fixed_H}
+                "bounds_W": self.bounds_W, "bounds_H": self.bounds_H, "fixed_H": self.fixed_H,
+                "minvol_H": self.minvol_H}
 
     def fit_transform(self, X: Any, y: Any = None, W: Optional[np.ndarray] = None,
                       H: Optional[np.ndarray] = None) -> np.ndarray:

@@ -81,6 +81,7 @@ def nmf(
     bounds_W: Optional[tuple[Any, Any]] = None,
     bounds_H: Optional[tuple[Any, Any]] = None,
     fixed_H: Optional[np.ndarray] = None,
+    minvol_H: float = 0.0,
 ) -> NMFResult:
     r"""Non-negative matrix factorization ``X ≈ W @ H`` with ℓ1/ℓ2 penalties.
 
@@ -162,6 +163,11 @@ def nmf(
     fixed_H : ndarray of shape (n_known, n_features), optional
         Known endmember spectra: the first n_known rows of H are held at
         these values while the others are learned. All solvers.
+    minvol_H : float
+        Minimum-volume weight λ: adds ``λ log det(H Hᵀ + δ I)`` (δ = 0.1 ×
+        the mean squared norm of the starting endmembers), which pulls the
+        endmembers towards the data when pure pixels are rare. Solvers
+        "bpp" and "hals".
 
     Every solver keeps the penalized objective monotone under every
     constraint it accepts; a combination a solver cannot do exactly is
@@ -247,7 +253,7 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     options["fixed_" + cols] = not update_H
     options.update(_constraints(rows, cols, (n_samples, n_features), k, **{
         name: o[name] for name in ("sum_to_one", "graph_W", "graph_H", "smooth_W", "smooth_H",
-                                   "bounds_W", "bounds_H", "fixed_H")}))
+                                   "bounds_W", "bounds_H", "fixed_H", "minvol_H")}))
 
     W0 = H0 = None
     if init == "custom":
@@ -298,7 +304,7 @@ def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype
 
 def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to_one: bool,
                  graph_W: Any, graph_H: Any, smooth_W: float, smooth_H: float,
-                 bounds_W: Any, bounds_H: Any, fixed_H: Any) -> dict[str, Any]:
+                 bounds_W: Any, bounds_H: Any, fixed_H: Any, minvol_H: float) -> dict[str, Any]:
     """The constraint options in the core's names: the W (samples) side is
     the core factor ``rows``, the H (features) side ``cols``."""
     from .graphs import check_graph
@@ -333,6 +339,9 @@ def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to
             else:
                 raise ValueError(f"bounds_{side} entries must be scalars or arrays of length "
                                  f"n_components = {k}, got shape {v.shape}")
+    minvol_H = check_nonneg(minvol_H, "minvol_H")
+    if minvol_H > 0:
+        out["minvol_" + cols] = minvol_H
     if fixed_H is not None:
         E = np.asarray(fixed_H, dtype=np.float64)
         if E.ndim != 2 or E.shape[1] != shape[1] or not 1 <= E.shape[0] < k:

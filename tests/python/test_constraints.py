@@ -142,3 +142,19 @@ def test_knn_graph() -> None:
     assert np.all((rows < 10) == (cols < 10))
     B = graphs.knn(X, n_neighbors=3, weights="binary")
     assert set(np.unique(B.data)) == {1.0}
+
+
+@pytest.mark.parametrize("solver", ["bpp", "hals"])
+def test_minimum_volume_is_monotone(solver: str) -> None:
+    X, _, _ = mixture()
+    r = unmix.nmf(X, 3, solver=solver, sum_to_one=solver == "bpp", minvol_H=0.05, max_iter=60,
+                  tol=0, random_state=0)
+    assert np.all(np.diff(r.objective) <= 1e-10 * abs(r.objective[0]))
+
+
+def test_minimum_volume_is_refused_by_mu() -> None:
+    X, _, _ = mixture()
+    with pytest.raises(ValueError, match="minimum-volume on H is not supported by solver 'mu'"):
+        unmix.nmf(X, 3, solver="mu", minvol_H=0.1)
+    with pytest.raises(ValueError, match="minvol_H must be a finite number >= 0"):
+        unmix.nmf(X, 3, minvol_H=-1.0)

@@ -147,6 +147,7 @@ def test_the_solver_table_says_what_the_solvers_do():
         "fixed_H": dict(fixed_H=rng.random((1, 20))),
         "graph": dict(graph_W=sp.eye(30, format="csr"), smooth_W=0.1),
         "kl": dict(loss="kl"),
+        "minvol_H": dict(minvol_H=0.1),
     }
     header, *body = _solver_table()
     for row in body:

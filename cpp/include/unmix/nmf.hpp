@@ -63,6 +63,9 @@ inline void check_constraints(const FactorOptions& f, const std::string& name, a
     throw_invalid(where, name + ".simplex", "used without bounds or fixed columns on the same factor",
                   "a combination");
   check_penalty(f.smooth, (name + ".smooth").c_str());
+  check_penalty(f.minvol, (name + ".minvol").c_str());
+  if (!(f.minvol_delta > 0) || !std::isfinite(f.minvol_delta))
+    throw_invalid(where, name + ".minvol_delta", "finite and > 0", f.minvol_delta);
   if (f.smooth > 0) {
     if (!f.graph) throw_invalid(where, name + ".graph", "given when smooth > 0", "nothing");
     if (f.graph->n_rows != rows || f.graph->n_cols != rows)
@@ -141,6 +144,11 @@ void check_support(const Options& opt) {
       throw std::invalid_argument("unmix::nmf: bounds on " + name +
                                   " are not supported by solver '" + Rule<double>::name +
                                   "'; use 'hals' or 'mu'");
+    if (f->minvol > 0 && std::string(Rule<double>::name) == "mu")
+      throw std::invalid_argument("unmix::nmf: minimum-volume on " + name +
+                                  " is not supported by solver 'mu'; use 'bpp' or 'hals'");
+    if (f->minvol > 0 && opt.loss == Loss::kl)
+      throw std::invalid_argument("unmix::nmf: minimum-volume is not available with the KL loss");
     if (f->simplex && !Rule<double>::supports_simplex)
       throw std::invalid_argument("unmix::nmf: the sum-to-one constraint on " + name +
                                   " is not supported by solver '" + Rule<double>::name +

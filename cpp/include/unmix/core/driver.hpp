@@ -109,6 +109,8 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     products.gram(W, gram[0]);
     products.gram(H, gram[1]);
   }
+  step[0].start(gram[0]);
+  step[1].start(gram[1]);
 
   // The penalized objective, given <F[s], R> on this rank for the factor s
   // that changed last (the other one is unchanged since R).
@@ -182,7 +184,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
         }
         {
           const ScopedTimer timer(t.update);
-          step[s].update(gram[1 - s], *R, *F[s]);
+          step[s].update(gram[1 - s], *R, *F[s], gram[s]);
         }
         {
           const ScopedTimer timer(t.gram);

@@ -41,11 +41,13 @@ class FactorStep {
   }
 
   // One half-step: G is the other factor's Gram matrix, R the data product
-  // (left untouched: the objective needs it as it is).
-  void update(const arma::Mat<eT>& G, const arma::Mat<eT>& R, arma::Mat<eT>& F) {
+  // (left untouched: the objective needs it as it is), own_gram this
+  // factor's current Gram matrix.
+  void update(const arma::Mat<eT>& G, const arma::Mat<eT>& R, arma::Mat<eT>& F,
+              const arma::Mat<eT>& own_gram) {
     G_ = G;
     Rw_ = R;
-    penalty_.apply(G_, Rw_, F);
+    penalty_.apply(G_, Rw_, F, own_gram);
     if (fixed_.is_empty()) {
       rule_.update(G_, Rw_, F, feasible_);
     } else {
@@ -65,6 +67,9 @@ class FactorStep {
     rules::mu_kl_update(colsum, R, F, penalty_);
     penalty_.track(F);
   }
+
+  // Fixes what the penalties take from the starting point (min-volume's delta).
+  void start(const arma::Mat<eT>& own_gram) { penalty_.start(own_gram); }
 
   double local_penalty(const arma::Mat<eT>& F) const { return penalty_.local_value(F); }
   double gram_penalty(const arma::Mat<eT>& gram) const { return penalty_.gram_value(gram); }

@@ -26,6 +26,9 @@ struct FactorOptions {
   bool fixed = false;  // keep the whole factor at its initial value
   double smooth = 0.0;
   std::shared_ptr<const arma::sp_mat> graph;
+  // lambda log det(F^T F + delta I), delta = minvol_delta * tr(F0^T F0) / k.
+  double minvol = 0.0;
+  double minvol_delta = 0.1;
   double lower = 0.0;
   double upper = std::numeric_limits<double>::infinity();
   arma::vec lower_cols, upper_cols;  // size k, or empty for the scalars

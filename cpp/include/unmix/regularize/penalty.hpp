@@ -5,6 +5,7 @@
 #include "graph.hpp"
 #include "l1.hpp"
 #include "l2.hpp"
+#include "minvol.hpp"
 
 namespace unmix::regularize {
 
@@ -13,11 +14,16 @@ struct Penalty {
   L1 l1;
   L2 l2;
   Graph<eT> graph;
+  MinVol<eT> minvol;
 
   explicit Penalty(const FactorOptions& o)
-      : l1{o.l1}, l2{o.l2}, graph(o.graph ? Graph<eT>(*o.graph, o.smooth) : Graph<eT>()) {}
+      : l1{o.l1}, l2{o.l2}, graph(o.graph ? Graph<eT>(*o.graph, o.smooth) : Graph<eT>()),
+        minvol(o.minvol, o.minvol_delta) {}
 
-  void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F) const {
+  // own_gram: the global F^T F of this factor, for the min-volume term.
+  void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F,
+             const arma::Mat<eT>& own_gram) {
+    minvol.apply(G, own_gram);
     graph.apply(G, R, F);
     l1.apply(G, R);
     l2.apply(G, R);
@@ -27,7 +33,8 @@ struct Penalty {
   // The penalty's value on this rank's rows of F (the caller sums over ranks).
   double local_value(const arma::Mat<eT>& F) const { return l1.value(F) + graph.value(F); }
   // The part that depends only on the global Gram matrix.
-  double gram_value(const arma::Mat<eT>& gram) const { return l2.value(gram); }
+  double gram_value(const arma::Mat<eT>& gram) const { return l2.value(gram) + minvol.value(gram); }
+  void start(const arma::Mat<eT>& own_gram) { minvol.start(own_gram); }
 };
 
 }  // namespace unmix::regularize
