@@ -20,14 +20,16 @@ namespace unmix::bindings {
 
 namespace py = pybind11;
 
-// Options come as a dict of the C++ names; unknown keys are an error so a
-// typo in the Python layer cannot be silently ignored.
+// Sets field from d[key] when the key is there.
+template <typename T>
+void read_if(const py::dict& d, const std::string& key, T& field) {
+  if (d.contains(key)) field = py::cast<T>(d[key.c_str()]);
+}
+
 // Per-factor options arrive with the factor's name as a suffix ("l1_W").
 inline void parse_factor(const py::dict& d, const std::string& f, FactorOptions& o) {
   auto key = [&](const char* base) { return std::string(base) + "_" + f; };
-  auto get = [&](const char* base, auto& field) {
-    if (d.contains(key(base))) field = py::cast<std::decay_t<decltype(field)>>(d[key(base).c_str()]);
-  };
+  auto get = [&](const char* base, auto& field) { read_if(d, key(base), field); };
   get("l1", o.l1);
   get("l2", o.l2);
   get("fixed", o.fixed);
@@ -79,9 +81,7 @@ inline Options parse_options(const py::dict& d) {
       throw std::invalid_argument("unmix._core: unknown option '" + key + "'");
   }
   Options o;
-  auto get = [&](const char* key, auto& field) {
-    if (d.contains(key)) field = py::cast<std::decay_t<decltype(field)>>(d[key]);
-  };
+  auto get = [&](const char* key, auto& field) { read_if(d, key, field); };
   if (d.contains("solver")) o.solver = parse_solver(py::cast<std::string>(d["solver"]));
   if (d.contains("init")) o.init = parse_init(py::cast<std::string>(d["init"]));
   if (d.contains("loss")) o.loss = parse_loss(py::cast<std::string>(d["loss"]));

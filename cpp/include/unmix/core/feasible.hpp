@@ -34,9 +34,6 @@ struct Feasible {
     f.simplex = simplex;
     return f;
   }
-  bool has_bounds() const {
-    return arma::any(lo != eT(0)) || arma::any(hi != std::numeric_limits<eT>::infinity());
-  }
   // Moves a starting factor into the set (so the first objective compares
   // like with like): clip to the bounds; rescale rows to sum to one.
   void project(arma::Mat<eT>& F) const {

@@ -50,7 +50,6 @@ class Products {
   }
 
   const Comm& comm() const { return comm_; }
-  const Data& data() const { return data_; }
 
  private:
   const Data& data_;

@@ -20,11 +20,10 @@ class MinVol {
   MinVol(double lambda, double delta_rel) : lambda_(lambda), delta_rel_(delta_rel) {}
   bool active() const { return lambda_ > 0; }
 
-  // own_gram: the global F^T F of the factor being updated.
-  void apply(arma::Mat<eT>& G, const arma::Mat<eT>& own_gram) {
+  // own_gram: the global F^T F of the factor being updated (start() has run).
+  void apply(arma::Mat<eT>& G, const arma::Mat<eT>& own_gram) const {
     if (!active()) return;
     const arma::mat gram = arma::conv_to<arma::mat>::from(own_gram);
-    if (delta_ < 0) delta_ = delta_rel_ * std::max(arma::trace(gram) / double(gram.n_rows), 1e-300);
     arma::mat A;
     if (!arma::inv_sympd(A, gram + delta_ * arma::eye(gram.n_rows, gram.n_cols)))
       A = arma::pinv(gram + delta_ * arma::eye(gram.n_rows, gram.n_cols));
@@ -32,7 +31,7 @@ class MinVol {
   }
   // lambda log det(F^T F + delta I), from the global Gram matrix.
   double value(const arma::Mat<eT>& own_gram) const {
-    if (!active() || delta_ < 0) return 0.0;
+    if (!active()) return 0.0;
     const arma::mat gram = arma::conv_to<arma::mat>::from(own_gram);
     double val = 0, sign = 0;
     arma::log_det(val, sign, gram + delta_ * arma::eye(gram.n_rows, gram.n_cols));
@@ -46,7 +45,7 @@ class MinVol {
   }
 
  private:
-  double lambda_ = 0, delta_rel_ = 0.1, delta_ = -1;
+  double lambda_ = 0, delta_rel_ = 0.1, delta_ = 0;
 };
 
 }  // namespace unmix::regularize

@@ -22,7 +22,7 @@ struct Penalty {
 
   // own_gram: the global F^T F of this factor, for the min-volume term.
   void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F,
-             const arma::Mat<eT>& own_gram) {
+             const arma::Mat<eT>& own_gram) const {
     minvol.apply(G, own_gram);
     graph.apply(G, R, F);
     l1.apply(G, R);
