@@ -32,6 +32,9 @@ struct Args {
   std::string prefix = "unmix";
   bool quiet = false;
   long long print_every = 1;
+  long long checkpoint_every = 0;  // 0: not by count
+  double checkpoint_seconds = inf;
+  bool resume = false;
   bool help = false, version = false;
   std::string command;  // as typed, for the summary
 };
@@ -103,6 +106,14 @@ void print_help() {
       "                           and PREFIX.json; the folder must exist (default: unmix)\n"
       "  --quiet                  no progress lines (errors are still printed)\n"
       "  --print-every N          a progress line every N iterations (default: 1)\n"
+      "  --checkpoint-every N, --checkpoint-seconds S\n"
+      "                           save the run's state in the folder PREFIX.ckpt every N\n"
+      "                           iterations or S seconds, and when it stops; a kill at any\n"
+      "                           moment leaves the previous checkpoint whole\n"
+      "  --resume                 continue the run saved in PREFIX.ckpt (same input, k,\n"
+      "                           settings and number of ranks; --max-iter, --tol and\n"
+      "                           --time-limit may change): the result equals the\n"
+      "                           uninterrupted run's\n"
       "  -h, --help               this help\n"
       "  --version                the version and whether MPI is built in\n"
       "\n"
@@ -313,6 +324,15 @@ Args parse_args(int argc, char** argv) {
       a.quiet = true;
     } else if (name == "--print-every") {
       a.print_every = parse_int(name, next(), 1);
+    } else if (name == "--checkpoint-every") {
+      a.checkpoint_every = parse_int(name, next(), 1);
+    } else if (name == "--checkpoint-seconds") {
+      a.checkpoint_seconds = parse_real(name, next());
+      if (!(a.checkpoint_seconds > 0))
+        throw UsageError("--checkpoint-seconds must be > 0, got " + std::string(argv[i]));
+    } else if (name == "--resume") {
+      flag();
+      a.resume = true;
     } else {
       throw UsageError("unknown option '" + name + "'");
     }

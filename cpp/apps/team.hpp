@@ -44,7 +44,7 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 // agreed on within moments; only a failure of one rank inside a collective
 // phase (out of memory, say) leaves the others waiting, and then the job is
 // ended with MPI_Abort instead of hanging.
-constexpr double lone_failure_timeout = 60.0;
+constexpr double lone_failure_timeout = 5.0;
 
 struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
@@ -86,6 +86,11 @@ class Team {
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool root() const { return rank_ == 0; }
+  void barrier() const {
+#ifdef UNMIX_HAS_MPI
+    MPI_Barrier(MPI_COMM_WORLD);
+#endif
+  }
 
   // The status of the lowest failing rank, on every rank; rank 0 prints its
   // message. A rank that failed on its own gives up after `timeout` seconds

@@ -11,6 +11,7 @@
 #include "problem.hpp"
 #include "gather.hpp"
 #include "summary_json.hpp"
+#include "checkpoint.hpp"
 
 namespace unmix_nmf {
 
@@ -124,14 +125,39 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
     return false;
   };
 
+  // Checkpoints: every rank saves its rows; see checkpoint.hpp.
+  const std::string folder = checkpoint_folder(a.prefix);
+  const std::string key = problem_key(a, p, team.size());
+  unmix::Checkpointing<eT> ck;
+  unmix::State<eT> resumed;
+  int saved = 0;
+  st = guarded(input_phase, [&] {
+    if (!a.resume) return;
+    resumed = load_checkpoint<eT>(folder, key, team.rank());
+    ck.resume = &resumed;
+    saved = resumed.iteration;
+  });
+  st = team.agree(st);
+  if (!st.ok) return st.code;
+  if (show && a.resume)
+    std::printf("resuming from %s at iteration %d\n", folder.c_str(), saved);
+  if (a.checkpoint_every > 0 || std::isfinite(a.checkpoint_seconds)) {
+    ck.every = int(std::min<long long>(a.checkpoint_every, std::numeric_limits<int>::max()));
+    ck.seconds = a.checkpoint_seconds;
+    ck.save = [&](const unmix::State<eT>& s) {
+      save_checkpoint(folder, key, s, saved, team);
+      saved = s.iteration;
+    };
+  }
+
   unmix::Result<eT> res;
   st = guarded(fit_phase, [&] {
     if (p.sparse)
       res = unmix::nmf(unmix::data::Sparse<eT>(sparse), comm, p.m, p.n, p.k, p.opt, nullptr,
-                       nullptr, progress);
+                       nullptr, progress, ck);
     else
       res = unmix::nmf(unmix::data::Dense<eT>(dense), comm, p.m, p.n, p.k, p.opt, nullptr,
-                       nullptr, progress);
+                       nullptr, progress, ck);
   });
   st = team.agree(st, lone_failure_timeout);
   if (!st.ok) return st.code;
@@ -236,6 +262,12 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
         .add("data_norm", res.data_norm)
         .add("objective", json_array(res.objective))
         .add("rel_error", json_array(res.rel_error))
+        .add("events", [&] {
+          std::string out = "[";
+          for (const auto& e : res.events)
+            out += (out.size() > 1 ? ", " : "") + json_string(std::to_string(e.iteration) + ": " + e.what);
+          return out + "]";
+        }())
         .add("timings", timings.str("  "))
         .add("words_per_rank_per_iteration", json_array(words))
         .add("outputs", outputs.str("  "));

@@ -132,6 +132,92 @@ std::optional<arma::Mat<eT>> factor(const std::optional<FArray<eT>>& a) {
   return arma::Mat<eT>(view(*a));  // a copy: the fit overwrites it
 }
 
+inline py::list events_to_list(const std::vector<Event>& events) {
+  py::list out;
+  for (const Event& e : events) out.append(py::make_tuple(e.iteration, e.what));
+  return out;
+}
+
+template <typename eT>
+py::dict state_to_dict(const State<eT>& s) {
+  py::dict d;
+  d["iteration"] = s.iteration;
+  d["W"] = to_numpy(arma::Mat<eT>(s.W));
+  d["H"] = to_numpy(arma::Mat<eT>(s.H));
+  d["objective"] = py::array_t<double>(s.objective.size(), s.objective.data());
+  d["rel_error"] = py::array_t<double>(s.rel_error.size(), s.rel_error.data());
+  d["elapsed"] = s.elapsed;
+  d["data_norm"] = s.data_norm;
+  d["fixed_at_start"] = py::array_t<double>(s.fixed_at_start.size(), s.fixed_at_start.data());
+  d["events"] = events_to_list(s.events);
+  return d;
+}
+
+template <typename eT>
+State<eT> state_from_dict(const py::dict& d) {
+  State<eT> s;
+  auto vector = [&](const char* key) {
+    const auto a = py::cast<py::array_t<double, py::array::c_style | py::array::forcecast>>(d[key]);
+    return std::vector<double>(a.data(), a.data() + a.size());
+  };
+  s.iteration = py::cast<int>(d["iteration"]);
+  s.W = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["W"])));
+  s.H = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["H"])));
+  s.objective = vector("objective");
+  s.rel_error = vector("rel_error");
+  s.elapsed = py::cast<double>(d["elapsed"]);
+  s.data_norm = py::cast<double>(d["data_norm"]);
+  s.fixed_at_start = vector("fixed_at_start");
+  for (const auto& e : py::cast<py::list>(d["events"])) {
+    const auto t = py::cast<py::tuple>(e);
+    s.events.push_back({py::cast<int>(t[0]), py::cast<std::string>(t[1])});
+  }
+  return s;
+}
+
+// The Python side of checkpointing: a dict {"save": callable(state dict) or
+// None, "every": int, "seconds": float, "resume": state dict or None}. The
+// save function runs with the GIL; if it raises, the run ends and the
+// exception is raised once the GIL is back.
+template <typename eT>
+class PythonCheckpoint {
+ public:
+  struct Failed {};
+
+  explicit PythonCheckpoint(const py::object& spec) {
+    if (spec.is_none()) return;
+    const auto d = py::cast<py::dict>(spec);
+    read_if(d, "every", settings_.every);
+    read_if(d, "seconds", settings_.seconds);
+    if (d.contains("resume") && !d["resume"].is_none()) {
+      resume_ = state_from_dict<eT>(py::cast<py::dict>(d["resume"]));
+      settings_.resume = &resume_;
+    }
+    if (d.contains("save") && !d["save"].is_none()) {
+      save_ = py::cast<py::object>(d["save"]);
+      settings_.save = [this](const State<eT>& s) {
+        py::gil_scoped_acquire gil;
+        try {
+          save_(state_to_dict(s));
+        } catch (...) {
+          pending_ = std::current_exception();
+          throw Failed{};
+        }
+      };
+    }
+  }
+  const Checkpointing<eT>& settings() const { return settings_; }
+  void rethrow() const {
+    if (pending_) std::rethrow_exception(pending_);
+  }
+
+ private:
+  Checkpointing<eT> settings_;
+  State<eT> resume_;
+  py::object save_;
+  std::exception_ptr pending_;
+};
+
 template <typename eT>
 py::dict to_dict(Result<eT>&& r) {
   py::dict d;
@@ -150,24 +236,30 @@ py::dict to_dict(Result<eT>&& r) {
   t["update"] = r.timings.update;
   t["total"] = r.timings.total;
   d["timings"] = t;
+  d["events"] = events_to_list(r.events);
   return d;
 }
 
 template <typename eT, typename Data, typename Comm>
 py::dict run(const Data& data, const Comm& comm, arma::uword m, arma::uword n, arma::uword k,
              const py::dict& options, const std::optional<FArray<eT>>& W0,
-             const std::optional<FArray<eT>>& H0, const py::object& callback) {
+             const std::optional<FArray<eT>>& H0, const py::object& callback,
+             const py::object& checkpoint) {
   const Options opt = parse_options(options);
   const auto W = factor(W0), H = factor(H0);
   PythonProgress progress(callback);
   const Callback cb = progress.callback();
+  const PythonCheckpoint<eT> checkpointing(checkpoint);
   Result<eT> result;
-  {
+  try {
     // Every Python object was converted above and the arrays stay referenced
     // by the arguments, so the compute needs no Python state: let other
     // threads run.
     py::gil_scoped_release release;
-    result = nmf(data, comm, m, n, k, opt, W ? &*W : nullptr, H ? &*H : nullptr, cb);
+    result = nmf(data, comm, m, n, k, opt, W ? &*W : nullptr, H ? &*H : nullptr, cb,
+                 checkpointing.settings());
+  } catch (const typename PythonCheckpoint<eT>::Failed&) {
+    checkpointing.rethrow();
   }
   progress.rethrow();
   return to_dict(std::move(result));

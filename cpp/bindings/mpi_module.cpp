@@ -31,7 +31,7 @@ py::dict with_grid_info(py::dict d, const comm::MpiGrid& grid, arma::uword m, ar
 template <typename eT>
 py::dict nmf_dense(const FArray<eT>& block, arma::uword k, const py::dict& options,
                    std::uintptr_t comm, int pr, int pc, arma::uword m, arma::uword n,
-                   const py::object& callback) {
+                   const py::object& callback, const py::object& checkpoint) {
   const comm::MpiGrid grid(from_handle(comm), pr, pc, m, n);
   const arma::Mat<eT> Mv = view(block);
   if (Mv.n_rows != grid.block_rows().count || Mv.n_cols != grid.block_cols().count)
@@ -40,7 +40,7 @@ py::dict nmf_dense(const FArray<eT>& block, arma::uword k, const py::dict& optio
                                 "), the grid expects (" + std::to_string(grid.block_rows().count) +
                                 ", " + std::to_string(grid.block_cols().count) + ")");
   return with_grid_info(run<eT>(data::Dense<eT>(Mv), grid, m, n, k, options, std::nullopt,
-                                std::nullopt, callback),
+                                std::nullopt, callback, checkpoint),
                         grid, m, n);
 }
 
@@ -49,7 +49,7 @@ py::dict nmf_sparse(const py::array_t<Index, py::array::c_style>& indptr,
                     const py::array_t<Index, py::array::c_style>& indices,
                     const py::array_t<eT, py::array::c_style>& values, arma::uword k,
                     const py::dict& options, std::uintptr_t comm, int pr, int pc, arma::uword m,
-                    arma::uword n, const py::object& callback) {
+                    arma::uword n, const py::object& callback, const py::object& checkpoint) {
   const comm::MpiGrid grid(from_handle(comm), pr, pc, m, n);
   const auto rows = grid.block_rows().count, cols = grid.block_cols().count;
   if (static_cast<arma::uword>(indptr.size()) != cols + 1)
@@ -58,14 +58,15 @@ py::dict nmf_sparse(const py::array_t<Index, py::array::c_style>& indptr,
                                 " entries), got " + std::to_string(indptr.size()) + " entries");
   const data::Sparse<eT, Index> data(rows, cols, indptr.data(), indices.data(), values.data());
   return with_grid_info(
-      run<eT>(data, grid, m, n, k, options, std::nullopt, std::nullopt, callback), grid, m, n);
+      run<eT>(data, grid, m, n, k, options, std::nullopt, std::nullopt, callback, checkpoint), grid, m,
+      n);
 }
 
 template <typename eT>
 void def_dense(py::module_& mod) {
   mod.def("nmf_dense", &nmf_dense<eT>, py::arg("block").noconvert(), py::arg("k"),
           py::arg("options"), py::arg("comm"), py::arg("pr"), py::arg("pc"), py::arg("m"),
-          py::arg("n"), py::arg("callback") = py::none());
+          py::arg("n"), py::arg("callback") = py::none(), py::arg("checkpoint") = py::none());
 }
 
 template <typename eT, typename Index>
@@ -73,7 +74,7 @@ void def_sparse(py::module_& mod) {
   mod.def("nmf_sparse", &nmf_sparse<eT, Index>, py::arg("indptr").noconvert(),
           py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("k"),
           py::arg("options"), py::arg("comm"), py::arg("pr"), py::arg("pc"), py::arg("m"),
-          py::arg("n"), py::arg("callback") = py::none());
+          py::arg("n"), py::arg("callback") = py::none(), py::arg("checkpoint") = py::none());
 }
 
 }  // namespace

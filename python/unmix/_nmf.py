@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Optional, Union
 
@@ -52,6 +53,9 @@ class NMFResult:
     data_norm: float  # ||X||_F
     solver: str = "bpp"  # the solver used
     timings: dict[str, float] = field(default_factory=dict)
+    # What the fit did on its own, as (iteration, description): a component
+    # that died and was re-seeded, or that the penalties removed.
+    events: list[tuple[int, str]] = field(default_factory=list)
 
 
 def nmf(
@@ -82,6 +86,10 @@ def nmf(
     bounds_H: Optional[tuple[Any, Any]] = None,
     fixed_H: Optional[np.ndarray] = None,
     minvol_H: float = 0.0,
+    checkpoint: Union[str, os.PathLike, None] = None,
+    checkpoint_every: Optional[int] = None,
+    checkpoint_interval: Optional[float] = None,
+    resume: Union[bool, str, os.PathLike] = False,
 ) -> NMFResult:
     r"""Non-negative matrix factorization ``X ≈ W @ H`` with ℓ1/ℓ2 penalties.
 
@@ -169,6 +177,21 @@ def nmf(
         endmembers towards the data when pure pixels are rare. Solvers
         "bpp" and "hals".
 
+    checkpoint : path, optional
+        Write the state of the run to this file (``.npz``, replaced
+        atomically) every ``checkpoint_every`` iterations or
+        ``checkpoint_interval`` seconds (default: every 60 s), and when the
+        run stops, Ctrl-C included. See :mod:`unmix.checkpoint`.
+    checkpoint_every : int, optional
+    checkpoint_interval : float, optional
+    resume : bool or path
+        Continue the run saved in a checkpoint: ``True`` for the file given
+        as ``checkpoint`` (starting afresh if it does not exist yet, so a
+        job script can be rerun as it is), or the path of one. The problem
+        (data, k, solver and every penalty and constraint) must be the same;
+        ``max_iter``, ``tol`` and ``time_limit`` may change. The result is
+        that of the uninterrupted run.
+
     Every solver keeps the penalized objective monotone under every
     constraint it accepts; a combination a solver cannot do exactly is
     refused with an error naming the solvers that can.
@@ -180,6 +203,12 @@ def nmf(
 
     Notes
     -----
+    A component that becomes zero everywhere (a bad start) gets one fresh
+    random start, which may raise the objective at that iteration; under
+    penalties it stays zero. Both are listed in ``result.events``. A factor
+    that becomes NaN or infinite stops the fit with a RuntimeError naming
+    the likely cause.
+
     The computation runs without the GIL. Ctrl-C stops it at the end of the
     current iteration and raises KeyboardInterrupt.
     """
@@ -226,8 +255,10 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     elif W is not None or H is not None:
         raise ValueError(f"W and H are used only with init='custom', got init={init!r}")
     seed = seed_from(o["random_state"])
+    resume_from = _resume_source(o)
     if init in PIXEL_INITS:
-        W, H = _pixel_init(X, k, init, seed, M.dtype)
+        if resume_from is None:  # a resumed run has its factors
+            W, H = _pixel_init(X, k, init, seed, M.dtype)
         init = "custom"
     options: dict[str, Any] = {
         "solver": solver,
@@ -255,8 +286,9 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         name: o[name] for name in ("sum_to_one", "graph_W", "graph_H", "smooth_W", "smooth_H",
                                    "bounds_W", "bounds_H", "fixed_H", "minvol_H")}))
 
+    ckpt = _checkpointing(o, options, M, k, resume_from)
     W0 = H0 = None
-    if init == "custom":
+    if init == "custom" and resume_from is None:
         assert W is not None and H is not None
         sample_f, feature_f = np.asfortranarray(W), np.asfortranarray(H.T)
         W0, H0 = (feature_f, sample_f) if M.transposed else (sample_f, feature_f)
@@ -265,12 +297,12 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         # Without a callback or a bar the core still checks for Ctrl-C.
         hook = progress if (callback is not None or verbose) else None
         if M.dense is not None:
-            out = _core.nmf_dense(M.dense, k, options, W0, H0, hook)
+            out = _core.nmf_dense(M.dense, k, options, W0, H0, hook, ckpt or None)
         else:
             assert M.sparse is not None
             indptr, indices, data = M.sparse
             out = _core.nmf_sparse(indptr, indices, data, M.core_shape[0], M.core_shape[1],
-                                   k, options, W0, H0, hook)
+                                   k, options, W0, H0, hook, ckpt or None)
 
     # Back to scikit-learn's orientation (views, no copies).
     W_out, H_out = (out["H"], out["W"].T) if M.transposed else (out["W"], out["H"].T)
@@ -278,12 +310,60 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         W=W_out, H=H_out, n_iter=out["n_iter"], objective=out["objective"],
         rel_error=out["rel_error"], converged=out["converged"],
         stop_reason=out["stop_reason"], data_norm=out["data_norm"], solver=solver,
-        timings=out["timings"],
+        timings=out["timings"], events=out["events"],
     )
 
 
 _NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _resume_source(o: dict[str, Any]) -> Optional[Union[str, os.PathLike]]:
+    """The checkpoint to resume from, if any: resume=True means the
+    ``checkpoint`` file when it exists (a rerun job script starts afresh
+    the first time), resume=<path> a file that must exist."""
+    path, resume = o["checkpoint"], o["resume"]
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path (str or os.PathLike) or None, got {path!r}")
+    if not isinstance(resume, (bool, np.bool_, str, os.PathLike)):
+        raise TypeError(f"resume must be True, False or a path, got {resume!r}")
+    if resume is True and path is None:
+        raise ValueError("resume=True resumes from checkpoint=<path>, but checkpoint is None")
+    if resume is True:
+        return path if os.path.exists(path) else None
+    if resume is False:
+        return None
+    if not os.path.exists(resume):
+        raise FileNotFoundError(f"resume: no checkpoint file {os.fspath(resume)!r}")
+    return resume
+
+
+def _checkpointing(o: dict[str, Any], options: dict[str, Any], M: Any, k: int,
+                   resume_from: Optional[Union[str, os.PathLike]]) -> dict[str, Any]:
+    """The core's checkpoint settings from nmf's keywords: what to save,
+    when, and the state to resume from."""
+    from . import checkpoint as ck
+
+    path, every, interval = o["checkpoint"], o["checkpoint_every"], o["checkpoint_interval"]
+    if path is None and (every is not None or interval is not None):
+        raise ValueError("checkpoint_every and checkpoint_interval need checkpoint=<path>")
+    fp = ck.fingerprint(options, M.shape, k, M.dtype)
+    out: dict[str, Any] = {}
+    if path is not None:
+        if every is not None:
+            out["every"] = check_int(every, "checkpoint_every", 1)
+        if interval is not None:
+            out["seconds"] = check_nonneg(interval, "checkpoint_interval")
+            if out["seconds"] == 0:
+                raise ValueError("checkpoint_interval must be > 0 seconds, got 0")
+        if every is None and interval is None:
+            out["seconds"] = 60.0
+        out["save"] = lambda state: ck.save(path, state, fp, options["seed"])
+    if resume_from is not None:
+        out["resume"] = ck.load(resume_from, fp)
+        # Re-seeding a dead component draws from the run's own seed.
+        options["seed"] = out["resume"].pop("seed")
+    return out
 
 
 def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype

@@ -24,12 +24,13 @@ import json
 import math
 import numbers
 import os
-import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
+
+from ._files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -392,28 +393,13 @@ def _folder(folder: Any) -> Path:
     return path
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Runs ``write(tmp)`` on a new temporary name beside ``path``, then
-    renames it over ``path`` (atomic on the same file system)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    return path
-
 
 def _write_bytes(path: Path, data: bytes) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "xb") as f:  # "x": created here, with the umask's permissions
             f.write(data)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> Path:
@@ -421,7 +407,7 @@ def _write_npy(path: Path, array: np.ndarray) -> Path:
         with open(tmp, "xb") as f:
             np.save(f, np.asarray(array), allow_pickle=False)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def _png(fig: Any) -> bytes:
@@ -492,7 +478,7 @@ def _write_h5(path: Path, datasets: dict[str, Any], attrs: dict[str, Any]) -> Pa
             # Readers json.loads() exactly these attributes.
             f.attrs["json_encoded_attributes"] = _json(encoded)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def _version() -> str:

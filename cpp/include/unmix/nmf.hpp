@@ -91,6 +91,29 @@ inline void check_constraints(const FactorOptions& f, const std::string& name, a
   }
 }
 
+// A state to resume from must fit the problem: the same factor shapes on
+// this rank, finite and non-negative factors, the values fixed at start.
+template <typename eT>
+void check_resume(const State<eT>& s, const Options& opt, arma::uword k, arma::uword wr,
+                  arma::uword hr) {
+  const std::string where = "unmix::nmf: the state to resume";
+  if (s.W.n_rows != wr || s.W.n_cols != k || s.H.n_rows != hr || s.H.n_cols != k)
+    throw std::invalid_argument(where + " has factors of shapes " + shape(s.W.n_rows, s.W.n_cols) +
+                                " and " + shape(s.H.n_rows, s.H.n_cols) + ", expected " +
+                                shape(wr, k) + " and " + shape(hr, k) +
+                                " (another problem, k or process grid)");
+  if (!s.W.is_finite() || !s.H.is_finite() || (s.W.n_elem && s.W.min() < 0) ||
+      (s.H.n_elem && s.H.min() < 0))
+    throw std::invalid_argument(where + " has factors that are not finite and non-negative");
+  if (s.iteration < 1 || s.objective.size() != std::size_t(s.iteration) + 1 ||
+      s.rel_error.size() != s.objective.size() || s.fixed_at_start.size() != 2)
+    throw std::invalid_argument(where + " is inconsistent: iteration " + std::to_string(s.iteration) +
+                                " with " + std::to_string(s.objective.size()) + " objective values");
+  if (s.iteration >= opt.max_iter)
+    throw_invalid("unmix::nmf", "max_iter", "> the " + std::to_string(s.iteration) +
+                  " iterations already done by the state to resume", opt.max_iter);
+}
+
 }  // namespace detail
 
 // Checks every option against the problem size (global m x n, this rank's
@@ -166,29 +189,39 @@ Result<typename Data::elem_type> nmf(const Data& data, const Comm& comm, arma::u
                                      arma::uword n, arma::uword k, const Options& opt,
                                      const arma::Mat<typename Data::elem_type>* W0,
                                      const arma::Mat<typename Data::elem_type>* H0,
-                                     const Callback& callback = {}) {
+                                     const Callback& callback = {},
+                                     const Checkpointing<typename Data::elem_type>& checkpointing = {}) {
   using eT = typename Data::elem_type;
-  validate(opt, m, n, k, W0, H0, comm.W_rows(m).count, comm.H_rows(n).count);
+  const arma::uword wr = comm.W_rows(m).count, hr = comm.H_rows(n).count;
+  // A resumed run takes its factors from the state, not from the init.
+  Options checked = opt;
+  if (checkpointing.resume && checked.init == Init::custom) checked.init = Init::random;
+  validate(checked, m, n, k, W0, H0, wr, hr);
+  if (checkpointing.resume) detail::check_resume(*checkpointing.resume, opt, k, wr, hr);
+  if (checkpointing.every < 0) throw_invalid("unmix::nmf", "checkpoint every", ">= 0 iterations", checkpointing.every);
+  if (!(checkpointing.seconds > 0))
+    throw_invalid("unmix::nmf", "checkpoint seconds", "> 0", checkpointing.seconds);
   return with_rule(opt.solver, [&](auto tag) {
     using Tag = decltype(tag);
     check_support<Tag::template rule, Comm>(opt);
-    return Driver<eT, Tag::template rule, Comm>(opt).run(data, comm, m, n, k, W0, H0, callback);
+    return Driver<eT, Tag::template rule, Comm>(opt).run(data, comm, m, n, k, W0, H0, callback,
+                                                       checkpointing);
   });
 }
 
 // M (m x n, dense or sparse) ~= W H^T with W (m x k) and H (n x k) >= 0.
 template <typename eT>
 Result<eT> nmf(const arma::Mat<eT>& M, arma::uword k, const Options& opt = {},
-               const Callback& callback = {}) {
+               const Callback& callback = {}, const Checkpointing<eT>& checkpointing = {}) {
   return nmf(data::Dense<eT>(M), comm::Serial{}, M.n_rows, M.n_cols, k, opt, nullptr,
-             nullptr, callback);
+             nullptr, callback, checkpointing);
 }
 
 template <typename eT>
 Result<eT> nmf(const arma::SpMat<eT>& M, arma::uword k, const Options& opt = {},
-               const Callback& callback = {}) {
+               const Callback& callback = {}, const Checkpointing<eT>& checkpointing = {}) {
   return nmf(data::Sparse<eT>(M), comm::Serial{}, M.n_rows, M.n_cols, k, opt, nullptr,
-             nullptr, callback);
+             nullptr, callback, checkpointing);
 }
 
 // Starting from the given factors (opt.init is taken as Init::custom).

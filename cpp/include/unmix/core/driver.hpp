@@ -8,10 +8,12 @@
 #include "../data/stats.hpp"
 #include "../init/initialize.hpp"
 #include "factor_step.hpp"
+#include "faults.hpp"
 #include "options.hpp"
 #include "products.hpp"
 #include "progress.hpp"
 #include "result.hpp"
+#include "state.hpp"
 #include "timer.hpp"
 
 namespace unmix {
@@ -36,7 +38,7 @@ class Driver {
   template <typename Data>
   Result<eT> run(const Data& data, const Comm& comm, arma::uword m, arma::uword n,
                  arma::uword k, const arma::Mat<eT>* W0, const arma::Mat<eT>* H0,
-                 const Callback& callback) const;
+                 const Callback& callback, const Checkpointing<eT>& checkpointing = {}) const;
 
  private:
   Options opt_;
@@ -62,7 +64,8 @@ template <typename Data>
 Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma::uword m,
                                        arma::uword n, arma::uword k, const arma::Mat<eT>* W0,
                                        const arma::Mat<eT>* H0,
-                                       const Callback& callback) const {
+                                       const Callback& callback,
+                                       const Checkpointing<eT>& checkpointing) const {
   const Stopwatch clock;
   Result<eT> res;
   Timings& t = res.timings;
@@ -86,9 +89,17 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
 
   arma::Mat<eT>& W = res.W;
   arma::Mat<eT>& H = res.H;
+  const State<eT>* resume = checkpointing.resume;
+  if (resume && std::abs(resume->data_norm - res.data_norm) > 1e-9 * res.data_norm)
+    throw std::invalid_argument("unmix::nmf: the state to resume comes from other data (norm " +
+                                std::to_string(resume->data_norm) + ", this data's " +
+                                std::to_string(res.data_norm) + ")");
   {
     const ScopedTimer timer(t.init);
-    if (opt_.init == Init::custom) {
+    if (resume) {
+      W = resume->W;
+      H = resume->H;
+    } else if (opt_.init == Init::custom) {
       W = *W0;
       H = *H0;
     } else {
@@ -97,9 +108,12 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   }
 
   arma::Mat<eT>* F[2] = {&W, &H};
+  const FactorOptions* fopt[2] = {&opt_.W, &opt_.H};
   FactorStep<eT, Rule> step[2] = {FactorStep<eT, Rule>(opt_.W, k), FactorStep<eT, Rule>(opt_.H, k)};
-  step[0].prepare(W);
-  step[1].prepare(H);
+  // A resumed factor is already feasible; projecting it again could move it
+  // by rounding and the run would no longer be the uninterrupted one.
+  step[0].prepare(W, !resume);
+  step[1].prepare(H, !resume);
   const bool update[2] = {!opt_.W.fixed, !opt_.H.fixed};
   // Update the natural rows' factor first, whatever the orientation of M.
   const int order[2] = {opt_.transposed ? 1 : 0, opt_.transposed ? 0 : 1};
@@ -109,8 +123,21 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     products.gram(W, gram[0]);
     products.gram(H, gram[1]);
   }
-  step[0].start(gram[0]);
-  step[1].start(gram[1]);
+  if (resume) {
+    step[0].restore(resume->fixed_at_start.at(0));
+    step[1].restore(resume->fixed_at_start.at(1));
+    res.objective = resume->objective;
+    res.rel_error = resume->rel_error;
+    res.events = resume->events;
+    res.n_iter = resume->iteration;
+  } else {
+    step[0].start(gram[0]);
+    step[1].start(gram[1]);
+  }
+  const double elapsed_before = resume ? resume->elapsed : 0.0;
+  const double data_rms = std::sqrt(norm2 / (double(m) * double(n)));
+  const std::string names[2] = {opt_.W.name.empty() ? "W" : opt_.W.name,
+                                opt_.H.name.empty() ? "H" : opt_.H.name};
 
   // The penalized objective, given <F[s], R> on this rank for the factor s
   // that changed last (the other one is unchanged since R).
@@ -149,9 +176,69 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     return pass;
   };
 
+  // After F[s] changed: its Gram matrix, a breakdown check (the all-reduced
+  // Gram matrix is non-finite on every rank if F[s] is anywhere), and the
+  // components that died. A column of zeros has left the model for good
+  // (every rule keeps it at zero). Without penalties that is an accident of
+  // the start, and the column gets one fresh random start: the objective may
+  // rise at that iteration. With penalties, zero may be the regularized
+  // answer, so it stays. Either way the result records it. Fixed columns and
+  // sum-to-one rows (an unused component is a valid answer) are left alone.
+  const bool penalized = opt_.W.l1 > 0 || opt_.W.l2 > 0 || opt_.W.smooth > 0 || opt_.W.minvol > 0 ||
+                         opt_.H.l1 > 0 || opt_.H.l2 > 0 || opt_.H.smooth > 0 || opt_.H.minvol > 0;
+  std::vector<bool> dead[2] = {std::vector<bool>(k, false), std::vector<bool>(k, false)};
+  auto after_update = [&](int s, int it) {
+    {
+      const ScopedTimer timer(t.gram);
+      products.gram(*F[s], gram[s]);
+    }
+    if (!gram[s].is_finite()) detail::throw_breakdown<eT>(names[s], *fopt[s], it, data_rms);
+    bool any = false;
+    for (arma::uword j = 0; j < k; ++j) {
+      if (gram[s](j, j) > 0 || dead[s][j] || !step[s].revivable(j)) continue;
+      dead[s][j] = true;
+      if (penalized) {
+        res.events.push_back({it, "component " + std::to_string(j) + " of " + names[s] +
+                                      " became zero under the penalties and stays zero"});
+        continue;
+      }
+      any = true;
+      const bool natural_rows = (s == 0) != opt_.transposed;
+      const arma::uword first = s == 0 ? comm.W_rows(m).first : comm.H_rows(n).first;
+      arma::Mat<eT> fresh(F[s]->n_rows, 1);
+      init::fill_uniform(fresh, init::CounterRng(opt_.seed + std::uint64_t(it) * 2 + (natural_rows ? 0 : 1),
+                                                 init::Stream::revive),
+                         first, init::random_scale(stats.sum / (double(m) * double(n)), k));
+      step[s].revive(*F[s], j, fresh);
+      res.events.push_back({it, "component " + std::to_string(j) + " of " + names[s] +
+                                    " became zero and was re-seeded"});
+    }
+    if (any) {
+      const ScopedTimer timer(t.gram);
+      products.gram(*F[s], gram[s]);
+    }
+    return any;
+  };
+
+  auto state = [&](double elapsed) {
+    State<eT> st;
+    st.iteration = res.n_iter;
+    st.W = W;
+    st.H = H;
+    st.objective = res.objective;
+    st.rel_error = res.rel_error;
+    st.elapsed = elapsed;
+    st.data_norm = res.data_norm;
+    st.fixed_at_start = {step[0].fixed_at_start(), step[1].fixed_at_start()};
+    st.events = res.events;
+    return st;
+  };
+  double next_save = elapsed_before + checkpointing.seconds;
+
   bool stop = false;
-  for (int it = 1; it <= opt_.max_iter && !stop; ++it) {
+  for (int it = res.n_iter + 1; it <= opt_.max_iter && !stop; ++it) {
     double cross = 0.0, rel = 0.0, f = 0.0;
+    bool reseeded = false;
     if (opt_.loss == Loss::kl) {
       for (int s : order) {
         if (!update[s]) continue;
@@ -164,8 +251,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
           const ScopedTimer timer(t.update);
           step[s].update_kl(products.column_sums(*F[1 - s]), *kl_product, *F[s]);
         }
-        const ScopedTimer timer(t.gram);
-        products.gram(*F[s], gram[s]);
+        reseeded |= after_update(s, it);
       }
       // One more pass for the objective at the new point (the products of
       // the next half-step depend on it, so they cannot be reused here).
@@ -186,10 +272,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
           const ScopedTimer timer(t.update);
           step[s].update(gram[1 - s], *R, *F[s], gram[s]);
         }
-        {
-          const ScopedTimer timer(t.gram);
-          products.gram(*F[s], gram[s]);
-        }
+        reseeded |= after_update(s, it);
         cross = inner(*F[s], *R);
       }
       f = objective(cross, rel);
@@ -202,12 +285,13 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
       throw std::runtime_error("unmix: the objective became " + std::to_string(f) +
                                " at iteration " + std::to_string(it) +
                                "; the data or the regularization weights are out of range");
-    const double elapsed = clock.seconds();
+    const double elapsed = elapsed_before + clock.seconds();
     const bool asked = comm.any(callback && callback(Progress{it, f, rel, elapsed}));
     // Converged when an iteration gains less than tol, or when the fit is
     // exact to tol: then the objective falls geometrically towards zero and
-    // its relative decrease alone would never get small.
-    if (f_prev - f <= opt_.tol * std::abs(f_prev) || rel <= opt_.tol) {
+    // its relative decrease alone would never get small. An iteration that
+    // re-seeded a component is a new start, not a step to compare.
+    if (!reseeded && (f_prev - f <= opt_.tol * std::abs(f_prev) || rel <= opt_.tol)) {
       res.stop_reason = StopReason::tol;
       res.converged = stop = true;
     } else if (asked) {
@@ -216,6 +300,14 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     } else if (comm.any(elapsed >= opt_.time_limit)) {
       res.stop_reason = StopReason::time_limit;
       stop = true;
+    }
+    if (checkpointing.save) {
+      const bool by_count = checkpointing.every > 0 && it % checkpointing.every == 0;
+      const bool by_clock = comm.any(elapsed >= next_save);
+      if (stop || it == opt_.max_iter || by_count || by_clock) {
+        checkpointing.save(state(elapsed));
+        if (by_clock) next_save = elapsed + checkpointing.seconds;
+      }
     }
   }
   t.total = clock.seconds();

@@ -27,9 +27,10 @@ class FactorStep {
   }
 
   // Puts a starting factor in shape: fixed columns get their values, the
-  // rest moves into the feasible set.
-  void prepare(arma::Mat<eT>& F) {
-    if (!fixed_.is_empty()) {
+  // rest moves into the feasible set (unless it is known to be there).
+  void prepare(arma::Mat<eT>& F, bool project = true) {
+    if (!project) {
+    } else if (!fixed_.is_empty()) {
       F.cols(fixed_) = arma::conv_to<arma::Mat<eT>>::from(options_.fixed_values);
       Ff_ = F.cols(free_);
       free_feasible_.project(Ff_);
@@ -70,6 +71,19 @@ class FactorStep {
 
   // Fixes what the penalties take from the starting point (min-volume's delta).
   void start(const arma::Mat<eT>& own_gram) { penalty_.start(own_gram); }
+  double fixed_at_start() const { return penalty_.fixed_at_start(); }
+  void restore(double value) { penalty_.restore(value); }
+
+  // Whether column j may be given a fresh start when it dies: not a known
+  // endmember, and not part of sum-to-one rows (an unused component is a
+  // valid answer there).
+  bool revivable(arma::uword j) const {
+    return !feasible_.simplex && !options_.fixed && !arma::any(fixed_ == j);
+  }
+  void revive(arma::Mat<eT>& F, arma::uword j, const arma::Mat<eT>& fresh) {
+    F.col(j) = arma::clamp(fresh.col(0), feasible_.lo(j), feasible_.hi(j));
+    penalty_.track(F);
+  }
 
   double local_penalty(const arma::Mat<eT>& F) const { return penalty_.local_value(F); }
   double gram_penalty(const arma::Mat<eT>& gram) const { return penalty_.gram_value(gram); }

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "state.hpp"
+
 namespace unmix {
 
 enum class StopReason { tol, max_iter, time_limit, callback };
@@ -32,6 +34,7 @@ struct Result {
   bool converged = false;
   StopReason stop_reason = StopReason::max_iter;
   Timings timings;
+  std::vector<Event> events;       // what the driver did on its own (re-seeding)
 };
 
 }  // namespace unmix

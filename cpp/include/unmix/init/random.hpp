@@ -8,7 +8,7 @@ namespace unmix::init {
 
 // Streams of the counter generator, named in the natural orientation (rows of
 // the caller's matrix = samples) so that M and its transpose start alike.
-enum Stream : std::uint64_t { rows_factor = 0, cols_factor = 1, sketch = 2, fill = 3 };
+enum Stream : std::uint64_t { rows_factor = 0, cols_factor = 1, sketch = 2, fill = 3, revive = 4 };
 
 // Uniform [0, scale) entries for global rows first .. first + F.n_rows.
 template <typename eT>

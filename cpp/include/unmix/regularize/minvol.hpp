@@ -37,6 +37,8 @@ class MinVol {
     arma::log_det(val, sign, gram + delta_ * arma::eye(gram.n_rows, gram.n_cols));
     return lambda_ * val;
   }
+  double delta() const { return delta_; }
+  void restore(double delta) { delta_ = delta; }
   // Fixes delta from the starting factor, before the first objective.
   void start(const arma::Mat<eT>& own_gram) {
     if (!active()) return;

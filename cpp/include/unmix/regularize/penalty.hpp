@@ -35,6 +35,9 @@ struct Penalty {
   // The part that depends only on the global Gram matrix.
   double gram_value(const arma::Mat<eT>& gram) const { return l2.value(gram) + minvol.value(gram); }
   void start(const arma::Mat<eT>& own_gram) { minvol.start(own_gram); }
+  // What start() fixed, for a checkpoint, and putting it back on resume.
+  double fixed_at_start() const { return minvol.delta(); }
+  void restore(double value) { minvol.restore(value); }
 };
 
 }  // namespace unmix::regularize

@@ -1,0 +1,123 @@
+#pragma once
+// Checkpoints of unmix-nmf: the run's state in a folder PREFIX.ckpt, one
+// generation at a time, safe against a kill at any moment.
+// Part of the unmix-nmf program: included only by unmix_nmf.cpp.
+//
+// A generation g (the iteration it holds) is
+//   PREFIX.ckpt/g<g>.r<rank>.W.npy, .H.npy   each rank's rows of the factors
+//   PREFIX.ckpt/state                        which generation is whole, and the
+//                                            history (text, written last)
+// Every rank writes its files, the ranks meet, then rank 0 replaces `state`
+// atomically; only after that do the ranks delete the older generation. So
+// `state` always names a generation whose files are all there.
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+namespace unmix_nmf {
+
+constexpr const char* checkpoint_magic = "unmix-nmf checkpoint 1";
+
+std::string checkpoint_folder(const std::string& prefix) { return prefix + ".ckpt"; }
+
+std::string generation_file(const std::string& folder, int iteration, int rank, char factor) {
+  return folder + "/g" + std::to_string(iteration) + ".r" + std::to_string(rank) + "." + factor +
+         ".npy";
+}
+
+// What makes two runs the same problem, as one line: a resumed run must
+// agree on it (max-iter, tol and time-limit may change).
+std::string problem_key(const Args& a, const Problem& p, int ranks) {
+  std::ostringstream s;
+  s << std::setprecision(17) << "input " << (a.generate ? "generate" : a.input) << " shape "
+    << p.n_samples << "x" << p.n_features << " k " << p.k << " dtype " << p.dtype << " solver "
+    << a.solver << " loss " << a.loss << " init " << a.init << " seed " << a.seed << " l1 " << a.l1_W
+    << "," << a.l1_H << " l2 " << a.l2_W << "," << a.l2_H << " sum_to_one " << a.sum_to_one
+    << " bounds " << a.lower_W << "," << a.upper_W << "," << a.lower_H << "," << a.upper_H
+    << " grid " << p.pr << "x" << p.pc << " ranks " << ranks;
+  if (a.generate)
+    s << " generate " << a.gen_rows << "x" << a.gen_cols << "," << a.density << "," << a.gen_rank
+      << "," << a.noise;
+  return s.str();
+}
+
+void write_vector(std::ostream& out, const char* name, const std::vector<double>& v) {
+  out << name << " " << v.size();
+  for (double x : v) out << " " << x;
+  out << "\n";
+}
+
+std::vector<double> read_vector(std::istream& in, const std::string& name, const std::string& file) {
+  std::string key;
+  std::size_t n = 0;
+  if (!(in >> key >> n) || key != name || n > (1u << 30))
+    throw std::runtime_error("checkpoint '" + file + "' is damaged (at '" + name + "')");
+  std::vector<double> v(n);
+  for (double& x : v)
+    if (!(in >> x)) throw std::runtime_error("checkpoint '" + file + "' is damaged (in '" + name + "')");
+  return v;
+}
+
+// Writes this rank's part of the state, then (rank 0) the state file.
+template <typename eT>
+void save_checkpoint(const std::string& folder, const std::string& key, const unmix::State<eT>& s,
+                     int previous, const Team& team) {
+  namespace io = unmix::io;
+  std::filesystem::create_directories(folder);
+  io::write_npy(generation_file(folder, s.iteration, team.rank(), 'W'), s.W);
+  io::write_npy(generation_file(folder, s.iteration, team.rank(), 'H'), s.H);
+  team.barrier();
+  if (team.root()) {
+    io::write_atomically(folder + "/state", [&](std::ostream& out) {
+      out << std::setprecision(17) << checkpoint_magic << "\n" << key << "\n";
+      out << "iteration " << s.iteration << "\nelapsed " << s.elapsed << "\ndata_norm "
+          << s.data_norm << "\n";
+      write_vector(out, "fixed_at_start", s.fixed_at_start);
+      write_vector(out, "objective", s.objective);
+      write_vector(out, "rel_error", s.rel_error);
+      out << "events " << s.events.size() << "\n";
+      for (const auto& e : s.events) out << e.iteration << " " << e.what << "\n";
+    });
+  }
+  team.barrier();
+  if (previous > 0 && previous != s.iteration)
+    for (char f : {'W', 'H'}) std::filesystem::remove(generation_file(folder, previous, team.rank(), f));
+}
+
+// This rank's state from the folder, checked against the problem.
+template <typename eT>
+unmix::State<eT> load_checkpoint(const std::string& folder, const std::string& key, int rank) {
+  const std::string file = folder + "/state";
+  std::ifstream in(file);
+  if (!in) throw std::invalid_argument("--resume: no checkpoint '" + file + "'");
+  std::string magic, saved_key, word;
+  std::getline(in, magic);
+  std::getline(in, saved_key);
+  if (magic != checkpoint_magic)
+    throw std::invalid_argument("--resume: '" + file + "' is not an unmix-nmf checkpoint");
+  if (saved_key != key)
+    throw std::invalid_argument("--resume: the checkpoint is from another problem:\n  saved: " +
+                                saved_key + "\n  now:   " + key);
+  unmix::State<eT> s;
+  if (!(in >> word >> s.iteration) || word != "iteration" || !(in >> word >> s.elapsed) ||
+      !(in >> word >> s.data_norm))
+    throw std::runtime_error("checkpoint '" + file + "' is damaged");
+  s.fixed_at_start = read_vector(in, "fixed_at_start", file);
+  s.objective = read_vector(in, "objective", file);
+  s.rel_error = read_vector(in, "rel_error", file);
+  std::size_t n_events = 0;
+  if (!(in >> word >> n_events) || word != "events" || n_events > (1u << 20))
+    throw std::runtime_error("checkpoint '" + file + "' is damaged (at 'events')");
+  for (std::size_t i = 0; i < n_events; ++i) {
+    unmix::Event e{};
+    in >> e.iteration;
+    std::getline(in >> std::ws, e.what);
+    s.events.push_back(e);
+  }
+  s.W = unmix::io::read_npy<eT>(generation_file(folder, s.iteration, rank, 'W'));
+  s.H = unmix::io::read_npy<eT>(generation_file(folder, s.iteration, rank, 'H'));
+  return s;
+}
+
+}  // namespace unmix_nmf
