@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <pybind11/stl.h>
 
 #include <unmix.hpp>
@@ -6,6 +7,10 @@
 #include "register.hpp"
 
 namespace py = pybind11;
+
+extern "C" void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
+                       const double*, const int*, const double*, const int*, const double*, double*,
+                       const int*);
 
 namespace unmix::bindings {
 
@@ -25,6 +30,14 @@ void register_info(py::module_& m) {
         "Loss names mapped to a one-line summary.");
   m.def("inits", [] { return table(init_table); },
         "Initialization names mapped to a one-line summary.");
+  // Several BLAS libraries may be loaded (numpy and scipy bring their own):
+  // this is the one the core calls, so that its threads can be set alone.
+  m.def("blas_path", [] {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&dgemm_), &info) == 0 || info.dli_fname == nullptr)
+      return std::string();
+    return std::string(info.dli_fname);
+  }, "The file of the BLAS library the core calls.");
   m.def("choose_grid", &comm::choose_grid, py::arg("p"), py::arg("m"), py::arg("n"),
         "The (pr, pc) process grid with the least communication for an m x n matrix M.");
 }

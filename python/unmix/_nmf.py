@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -90,6 +91,7 @@ def nmf(
     checkpoint_every: Optional[int] = None,
     checkpoint_interval: Optional[float] = None,
     resume: Union[bool, str, os.PathLike] = False,
+    n_threads: Optional[int] = None,
 ) -> NMFResult:
     r"""Non-negative matrix factorization ``X ≈ W @ H`` with ℓ1/ℓ2 penalties.
 
@@ -172,8 +174,9 @@ def nmf(
         Known endmember spectra: the first n_known rows of H are held at
         these values while the others are learned. All solvers.
     minvol_H : float
-        Minimum-volume weight λ: adds ``λ log det(H Hᵀ + δ I)`` (δ = 0.1 ×
-        the mean squared norm of the starting endmembers), which pulls the
+        Minimum-volume weight λ: adds ``λ log det(H Hᵀ / δ + I)`` (δ = 0.1 ×
+        the mean squared norm of the starting endmembers; ≥ 0, with the
+        minimizer of ``log det(H Hᵀ + δ I)``), which pulls the
         endmembers towards the data when pure pixels are rare. Solvers
         "bpp" and "hals".
 
@@ -191,6 +194,13 @@ def nmf(
         (data, k, solver and every penalty and constraint) must be the same;
         ``max_iter``, ``tol`` and ``time_limit`` may change. The result is
         that of the uninterrupted run.
+
+    n_threads : int, optional
+        Threads of the BLAS library unmix calls (the one
+        ``unmix._core.blas_path()`` names; threadpoolctl lists it too) for
+        the duration of the fit; None leaves it as it is. The setting is
+        the library's, for the whole process: fits running at the same time
+        in several threads should pass the same value.
 
     Every solver keeps the penalized objective monotone under every
     constraint it accepts; a combination a solver cannot do exactly is
@@ -293,7 +303,7 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         sample_f, feature_f = np.asfortranarray(W), np.asfortranarray(H.T)
         W0, H0 = (feature_f, sample_f) if M.transposed else (sample_f, feature_f)
 
-    with _Progress(callback, verbose, max_iter, solver) as progress:
+    with _Progress(callback, verbose, max_iter, solver) as progress, _blas_threads(o["n_threads"]):
         # Without a callback or a bar the core still checks for Ctrl-C.
         hook = progress if (callback is not None or verbose) else None
         if M.dense is not None:
@@ -316,6 +326,29 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
 
 _NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+@contextlib.contextmanager
+def _blas_threads(n_threads: Optional[int]) -> Iterator[None]:
+    """Sets the thread count of the core's BLAS (and of no other loaded
+    BLAS) for the duration of a fit."""
+    if n_threads is None:
+        yield
+        return
+    n = check_int(n_threads, "n_threads", 1)
+    from threadpoolctl import ThreadpoolController
+
+    ours = os.path.realpath(_core.blas_path())
+    libs = [c for c in ThreadpoolController().lib_controllers
+            if os.path.realpath(c.filepath) == ours]
+    before = [c.num_threads for c in libs]
+    for c in libs:
+        c.set_num_threads(n)
+    try:
+        yield
+    finally:
+        for c, b in zip(libs, before):
+            c.set_num_threads(b)
 
 
 def _resume_source(o: dict[str, Any]) -> Optional[Union[str, os.PathLike]]:

@@ -143,7 +143,7 @@ TEST_CASE("minimum volume: monotone, exact objective, smaller volume (bpp, hals)
     const auto mv = unmix::nmf(M, 3, o);
     INFO(unmix::to_string(solver));
     require_monotone(mv.objective);
-    // The reported objective holds lambda log det(W^T W + delta I), with
+    // The reported objective holds lambda log det(W^T W / delta + I), with
     // delta = 0.1 tr(W0^T W0) / k fixed from the start: check it directly.
     arma::arma_rng::set_seed(47);
     const arma::mat W0(40, 3, arma::fill::randu), H0(120, 3, arma::fill::randu);
@@ -153,7 +153,7 @@ TEST_CASE("minimum volume: monotone, exact objective, smaller volume (bpp, hals)
     const double delta = 0.1 * arma::trace(W0.t() * W0) / 3.0;
     const arma::mat Rm = M - c.W * c.H.t();
     const double direct = 0.5 * arma::accu(Rm % Rm) +
-                          5.0 * arma::log_det_sympd(c.W.t() * c.W + delta * arma::eye(3, 3));
+                          5.0 * arma::log_det_sympd(c.W.t() * c.W / delta + arma::eye(3, 3));
     REQUIRE(std::abs(direct - c.objective.back()) <= 1e-9 * std::abs(c.objective.front()));
     require_monotone(c.objective);
     // Scale-free volume: det of the normalized Gram matrix.

@@ -55,15 +55,15 @@ TEST_CASE("NNDSVD is non-negative and its variants fill its zeros", "[init]") {
   arma::svd(U, s, V, M);
   REQUIRE(arma::norm(M1 - s(0) * U.col(0) * V.col(0).t(), "fro") <= 1e-8 * s(0));
 
-  const double mean = arma::mean(arma::vectorise(M));
+  const double mean = arma::mean(arma::vectorise(M)), level = std::sqrt(mean / 4);
   const auto [Wa, Ha] = init_only(M, 4, unmix::Init::nndsvda);
   REQUIRE(arma::accu(Wa == 0) == 0);
   REQUIRE(arma::approx_equal(Wa.elem(arma::find(W == 0)),
-                             arma::vec(arma::accu(W == 0), arma::fill::value(mean)), "absdiff", 1e-15));
+                             arma::vec(arma::accu(W == 0), arma::fill::value(level)), "absdiff", 1e-15));
   const auto [War, Har] = init_only(M, 4, unmix::Init::nndsvdar);
   const arma::vec filled = War.elem(arma::find(W == 0));
   REQUIRE(filled.min() >= 0);
-  REQUIRE(filled.max() <= 0.01 * mean);
+  REQUIRE(filled.max() <= 0.01 * level);
   REQUIRE(arma::approx_equal(War.elem(arma::find(W > 0)), W.elem(arma::find(W > 0)), "absdiff", 0.0));
 }
 
@@ -87,6 +87,22 @@ TEST_CASE("an all-zero matrix gives zero factors and a zero objective", "[init][
       REQUIRE(r.H.is_finite());
       REQUIRE(r.objective.back() == 0.0);
       REQUIRE(r.converged);
+    }
+  }
+}
+
+TEST_CASE("every initialization follows the units of the data", "[init]") {
+  // Scaling M by c scales both factors by sqrt(c): the start, and so the
+  // whole run, does not depend on the units the data is in.
+  const arma::mat M = test::noisy(test::low_rank<double>(40, 30, 3, 26), 0.1, 27);
+  for (auto init : {unmix::Init::random, unmix::Init::nndsvd, unmix::Init::nndsvda, unmix::Init::nndsvdar}) {
+    INFO(unmix::to_string(init));
+    const auto [W, H] = init_only(M, 3, init);
+    for (double c : {1e-12, 1e12}) {
+      const arma::mat Mc = c * M;
+      const auto [Wc, Hc] = init_only(Mc, 3, init);
+      REQUIRE(arma::approx_equal(Wc / std::sqrt(c), W, "reldiff", 1e-9));
+      REQUIRE(arma::approx_equal(Hc / std::sqrt(c), H, "reldiff", 1e-9));
     }
   }
 }

@@ -123,6 +123,30 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     products.gram(W, gram[0]);
     products.gram(H, gram[1]);
   }
+  if (!resume) {
+    // Projecting a start onto sum-to-one rows changes the scale of W H^T and
+    // the other factor no longer matches it, by a factor that depends on the
+    // data's units: rescale the other factor to the best multiple, so that
+    // the run does not depend on those units. One more product, once.
+    for (int s = 0; s < 2; ++s) {
+      const FactorOptions& other = *fopt[1 - s];
+      if (!fopt[s]->simplex || other.fixed || other.simplex || other.bounded() ||
+          !other.fixed_cols.empty())
+        continue;
+      arma::Mat<double> sums;
+      {
+        const ScopedTimer timer(t.init);
+        const arma::Mat<eT>& R = s == 0 ? products.times(H) : products.trans_times(W);
+        sums = {inner(*F[s], R)};
+      }
+      comm.all_reduce(sums);
+      const double alpha = sums[0] / inner(gram[0], gram[1]);  // argmin ||M - a W H^T||
+      if (!(alpha > 0) || !std::isfinite(alpha)) continue;
+      *F[1 - s] *= eT(alpha);
+      gram[1 - s] *= eT(alpha * alpha);
+      step[1 - s].prepare(*F[1 - s], false);
+    }
+  }
   if (resume) {
     step[0].restore(resume->fixed_at_start.at(0));
     step[1].restore(resume->fixed_at_start.at(1));

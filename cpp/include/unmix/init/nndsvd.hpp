@@ -12,8 +12,11 @@ namespace unmix::init {
 // Non-negative double SVD (Boutsidis & Gallopoulos, Pattern Recognition 41,
 // 2008): each singular pair is replaced by the larger of its positive and
 // negative parts, scaled to carry the same energy. Variants fill the zeros
-// this leaves with the data mean (nndsvda) or small random values (nndsvdar),
-// which MU needs because it can never move an entry away from zero.
+// this leaves with the entry size of a factor whose product has the data's
+// mean, sqrt(mean / k) (nndsvda), or 1 % random values of it (nndsvdar),
+// which MU needs because it can never move an entry away from zero. (The
+// data mean itself, as scikit-learn fills, is not of the factors' scale: the
+// start would change with the units of the data.)
 template <typename Comm, typename eT>
 void nndsvd(const TruncatedSVD<eT>& svd, Init variant, double mean, std::uint64_t seed,
             const Comm& comm, arma::uword row_first, arma::uword col_first,
@@ -66,14 +69,15 @@ void nndsvd(const TruncatedSVD<eT>& svd, Init variant, double mean, std::uint64_
   }
 
   if (variant == Init::nndsvd) return;
+  const double level = std::sqrt(std::max(mean, 0.0) / static_cast<double>(k));
   const CounterRng rows_rng(seed, Stream::fill), cols_rng(seed + 1, Stream::fill);
   auto fill_zeros = [&](arma::Mat<eT>& F, const CounterRng& rng, arma::uword first) {
     for (arma::uword j = 0; j < F.n_cols; ++j)
       for (arma::uword i = 0; i < F.n_rows; ++i)
         if (F(i, j) == eT(0))
           F(i, j) = static_cast<eT>(variant == Init::nndsvda
-                                        ? mean
-                                        : mean * 0.01 * rng.uniform(first + i, j));
+                                        ? level
+                                        : level * 0.01 * rng.uniform(first + i, j));
   };
   fill_zeros(A, rows_rng, row_first);
   fill_zeros(B, cols_rng, col_first);

@@ -29,12 +29,14 @@ class MinVol {
       A = arma::pinv(gram + delta_ * arma::eye(gram.n_rows, gram.n_cols));
     G += arma::conv_to<arma::Mat<eT>>::from(2.0 * lambda_ * A);
   }
-  // lambda log det(F^T F + delta I), from the global Gram matrix.
+  // lambda log det(F^T F / delta + I), from the global Gram matrix: the
+  // same minimizer as log det(F^T F + delta I), but >= 0 and free of the
+  // data's units, so that the stopping test does not depend on them.
   double value(const arma::Mat<eT>& own_gram) const {
     if (!active()) return 0.0;
     const arma::mat gram = arma::conv_to<arma::mat>::from(own_gram);
     double val = 0, sign = 0;
-    arma::log_det(val, sign, gram + delta_ * arma::eye(gram.n_rows, gram.n_cols));
+    arma::log_det(val, sign, gram / delta_ + arma::eye(gram.n_rows, gram.n_cols));
     return lambda_ * val;
   }
   double delta() const { return delta_; }
