@@ -267,6 +267,7 @@ def usgs_mixture(
     seed: Any = 0,
     folder: Union[str, os.PathLike, None] = None,
     clip: bool = True,
+    counts: Optional[float] = None,
 ) -> ReferenceImage:
     """A synthetic mixture of USGS library spectra with exactly known truth.
 
@@ -288,8 +289,9 @@ def usgs_mixture(
         True: Poisson counts ``X ~ Poisson(scale · A E)`` with the counts
         scale ``scale = 10^(snr_db / 10) · sum(A E) / sum((A E)²)`` — the
         expected counts per unit reflectance for which the Poisson noise has
-        the requested SNR (about 2,300 at 30 dB for the defaults);
-        ``scale`` is returned with the data.
+        the requested SNR (about 2,300 at 30 dB for the defaults, a mean
+        of about 870 counts per entry), or ``counts / mean(A E)`` when
+        ``counts`` is given; ``scale`` is returned with the data.
     minerals : sequence of 3 str or int, optional
         Library names (whitespace and case are ignored) or indices into
         :func:`usgs_library`; default :data:`DEFAULT_MINERALS`.
@@ -301,6 +303,13 @@ def usgs_mixture(
         Clip the Gaussian-noise data at zero, as reflectance and the NMF need
         (it changes the SNR by less than 0.01 dB at 20 dB for the defaults,
         where 0.1 % of the entries are clipped).
+    counts : float, optional
+        With ``poisson=True``: the mean expected count per entry (pixel and
+        channel), which sets the counts scale ``scale = counts / mean(A E)``
+        instead of ``snr_db`` — the way counting detectors are described
+        (5–50 counts per channel is typical of ToF-SIMS and EDS maps; 50
+        gives an SNR of about 17.6 dB with the defaults). ``snr_db`` is then
+        not used.
 
     Returns
     -------
@@ -329,9 +338,17 @@ def usgs_mixture(
     noiseless = snr_db is None or snr_db == np.inf
     if not isinstance(poisson, (bool, np.bool_)):
         raise TypeError(f"poisson must be True or False, got {poisson!r}")
-    if poisson and noiseless:
-        raise ValueError("poisson=True needs a finite snr_db (it sets the counts scale), got "
-                         f"snr_db={snr_db!r}")
+    if counts is not None:
+        if (isinstance(counts, bool) or not isinstance(counts, numbers.Real)
+                or not np.isfinite(counts) or counts <= 0):
+            raise ValueError(f"counts must be a finite number > 0 (mean counts per entry) or "
+                             f"None, got {counts!r}")
+        if not poisson:
+            raise ValueError(f"counts sets the scale of Poisson counts: pass poisson=True with "
+                             f"counts={counts!r}")
+    elif poisson and noiseless:
+        raise ValueError("poisson=True needs a finite snr_db or counts (either sets the counts "
+                         f"scale), got snr_db={snr_db!r}")
 
     lib = usgs_library(folder)
     idx = _mineral_indices(DEFAULT_MINERALS if minerals is None else minerals, lib.names, k)
@@ -341,11 +358,14 @@ def usgs_mixture(
 
     Y = A @ E
     scale = 1.0
-    if noiseless:
-        X = Y
-    elif poisson:
-        scale = float(10.0 ** (snr_db / 10.0) * Y.sum() / np.sum(Y * Y))
+    if poisson:
+        if counts is not None:
+            scale = float(counts / Y.mean())
+        else:
+            scale = float(10.0 ** (snr_db / 10.0) * Y.sum() / np.sum(Y * Y))
         X = rng.poisson(scale * Y).astype(np.float64)
+    elif noiseless:
+        X = Y
     else:
         sigma = np.sqrt(np.sum(Y * Y) / Y.size / 10.0 ** (snr_db / 10.0))
         X = Y + rng.normal(0.0, sigma, Y.shape)

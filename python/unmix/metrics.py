@@ -5,7 +5,9 @@ Endmembers are scored by the spectral angle (SAD) between each true spectrum
 and the estimated spectrum matched to it; the matching minimizes the sum of
 the angles (Hungarian algorithm), so neither the order nor the scale of the
 estimated components matters. Abundances are scored by their root mean square
-error after the same matching and a sum-to-one normalization of every pixel.
+error after the same matching and a sum-to-one normalization of every pixel
+(optionally after undoing each component's scale against the true spectra,
+``endmembers=(E_true, H_est)``, the fair score for an unconstrained NMF).
 
 All functions take scikit-learn's orientation: spectra and endmembers are
 rows (n_components, n_channels), abundances are (n_pixels, n_components).
@@ -13,7 +15,7 @@ rows (n_components, n_channels), abundances are (n_pixels, n_components).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -120,6 +122,8 @@ def abundance_rmse(
     A_est: Any,
     order: Union[None, SpectralAngles, Any] = None,
     sum_to_one: bool = True,
+    *,
+    endmembers: Optional[tuple[Any, Any]] = None,
 ) -> float:
     """Root mean square error of abundances over all pixels and components.
 
@@ -139,6 +143,16 @@ def abundance_rmse(
         Normalize every row of ``A_est`` (over all its ``k_est`` columns) to
         sum to one before the comparison, which removes the scale ambiguity
         of the factorization. Rows that sum to zero or less stay as they are.
+    endmembers : (E_true, H_est), optional
+        The true spectra (k_true, n_channels) and the estimated ones
+        (k_est, n_channels). Each matched estimated column ``j = order[i]``
+        is first multiplied by the least-squares scale of ``H_est[j]`` on
+        ``E_true[i]``, ``<H_est[j], E_true[i]> / <E_true[i], E_true[i]>``:
+        this undoes the per-component scale ambiguity ``W D, D⁻¹ H`` of an
+        unconstrained factorization, which the row normalization alone does
+        not (it penalizes a plain NMF whose components came out at different
+        scales even when its maps are right). Results that already sum to
+        one with spectra at the data's scale barely change.
 
     Returns
     -------
@@ -156,12 +170,34 @@ def abundance_rmse(
         raise TypeError(f"sum_to_one must be True or False, got {sum_to_one!r}")
     k_true, k_est = T.shape[1], A.shape[1]
     idx = _check_order(order, k_true, k_est)
+    if endmembers is not None:
+        A = A * _endmember_scales(endmembers, idx, k_true, k_est)
     if sum_to_one:
         s = A.sum(axis=1, keepdims=True)
         A = np.divide(A, s, out=A.copy(), where=s > 0)
     matched = idx >= 0
     err = np.sum((T[:, matched] - A[:, idx[matched]]) ** 2) + np.sum(T[:, ~matched] ** 2)
     return float(np.sqrt(err / T.size))
+
+
+def _endmember_scales(endmembers: Any, idx: np.ndarray, k_true: int, k_est: int) -> np.ndarray:
+    """Per-column factors of A_est: the least-squares scale of each matched
+    estimated spectrum on its true spectrum (1 for unmatched columns)."""
+    if not isinstance(endmembers, (tuple, list)) or len(endmembers) != 2:
+        raise TypeError(f"endmembers must be a pair (E_true, H_est), got {type(endmembers).__name__}")
+    E = matrix(endmembers[0], "E_true").astype(np.float64, copy=False)
+    H = matrix(endmembers[1], "H_est").astype(np.float64, copy=False)
+    if E.shape[0] != k_true or H.shape[0] != k_est or E.shape[1] != H.shape[1]:
+        raise ValueError(
+            f"endmembers must be (E_true, H_est) with shapes ({k_true}, n_channels) and "
+            f"({k_est}, n_channels), got {E.shape} and {H.shape}")
+    scales = np.ones(k_est)
+    for i, j in enumerate(idx):
+        if j >= 0:
+            norm2 = float(E[i] @ E[i])
+            if norm2 > 0:
+                scales[j] = float(H[j] @ E[i]) / norm2
+    return scales
 
 
 def _check_order(order: Any, k_true: int, k_est: int) -> np.ndarray:
