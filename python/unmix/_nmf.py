@@ -268,7 +268,7 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     resume_from = _resume_source(o)
     if init in PIXEL_INITS:
         if resume_from is None:  # a resumed run has its factors
-            W, H = _pixel_init(X, k, init, seed, M.dtype)
+            W, H = _pixel_init(X, k, init, seed, M.dtype, multiplicative=solver == "mu")
         init = "custom"
     options: dict[str, Any] = {
         "solver": solver,
@@ -399,8 +399,8 @@ def _checkpointing(o: dict[str, Any], options: dict[str, Any], M: Any, k: int,
     return out
 
 
-def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype,
+                multiplicative: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Endmembers picked from the data's own pixels (SPA on sum-normalized
     pixels, or VCA), abundances by NNLS on them — the usual start in
     hyperspectral unmixing, close to the answer when pure pixels exist."""
@@ -410,8 +410,11 @@ def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype
     picked = X[rows]
     H = np.asarray(picked.toarray() if sp.issparse(picked) else picked, dtype=dtype)
     W = abundances_from_endmembers(X, H)
-    # Strictly positive, so that multiplicative updates can move every entry.
+    # Strictly positive, so that multiplicative updates can move every entry
+    # (the picked spectra too: a channel with zero counts would stay zero).
     W = np.maximum(W, np.asarray(1e-3 * W.max() if W.size else 0, dtype=dtype))
+    if multiplicative:
+        H = np.maximum(H, np.asarray(1e-3 * H.max() if H.size else 0, dtype=dtype))
     return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H)
 
 

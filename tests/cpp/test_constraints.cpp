@@ -41,7 +41,7 @@ TEST_CASE("sum-to-one rows are exact and the objective monotone (bpp, mu)", "[co
   A.each_col() /= arma::sum(A, 1);
   const arma::mat E(40, 3, arma::fill::randu);
   const arma::mat M = E * A.t() + 0.01 * arma::mat(40, 300, arma::fill::randu);
-  for (auto solver : {unmix::Solver::bpp, unmix::Solver::mu}) {
+  for (auto solver : {unmix::Solver::bpp, unmix::Solver::mu, unmix::Solver::admm}) {
     unmix::Options o;
     o.solver = solver;
     o.H.simplex = true;
@@ -56,12 +56,12 @@ TEST_CASE("sum-to-one rows are exact and the objective monotone (bpp, mu)", "[co
   unmix::Options o;
   o.solver = unmix::Solver::hals;
   o.H.simplex = true;
-  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Matchers::Contains("use 'bpp' or 'mu'"));
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Matchers::Contains("use 'bpp', 'mu' or 'admm'"));
 }
 
 TEST_CASE("bounds hold and the objective is monotone (hals, mu)", "[constraints]") {
   const arma::mat M = test::noisy(test::low_rank<double>(50, 40, 3, 33), 0.1, 34);
-  for (auto solver : {unmix::Solver::hals, unmix::Solver::mu}) {
+  for (auto solver : {unmix::Solver::hals, unmix::Solver::mu, unmix::Solver::admm}) {
     unmix::Options o;
     o.solver = solver;
     o.W.upper = 0.4;
@@ -77,14 +77,14 @@ TEST_CASE("bounds hold and the objective is monotone (hals, mu)", "[constraints]
   }
   unmix::Options o;
   o.W.upper = 0.4;
-  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Matchers::Contains("use 'hals' or 'mu'"));
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Matchers::Contains("use 'hals', 'mu' or 'admm'"));
 }
 
 TEST_CASE("fixed columns keep their values and the rest fits around them", "[constraints]") {
   arma::arma_rng::set_seed(35);
   const arma::mat W(60, 3, arma::fill::randu), H(45, 3, arma::fill::randu);
   const arma::mat M = W * H.t();
-  for (auto solver : {unmix::Solver::bpp, unmix::Solver::hals, unmix::Solver::mu}) {
+  for (auto solver : {unmix::Solver::bpp, unmix::Solver::hals, unmix::Solver::mu, unmix::Solver::admm}) {
     unmix::Options o;
     o.solver = solver;
     o.W.fixed_cols = {0, 2};
@@ -108,7 +108,7 @@ TEST_CASE("graph smoothness lowers roughness and keeps the objective monotone", 
   const arma::uword nx = 12, ny = 10;
   const arma::sp_mat S = grid_graph(nx, ny);
   const arma::mat M = test::noisy(test::low_rank<double>(30, nx * ny, 3, 36), 0.3, 37);
-  for (auto solver : {unmix::Solver::bpp, unmix::Solver::hals, unmix::Solver::mu}) {
+  for (auto solver : {unmix::Solver::bpp, unmix::Solver::hals, unmix::Solver::mu, unmix::Solver::admm}) {
     unmix::Options o;
     o.solver = solver;
     o.init = unmix::Init::random;
@@ -133,7 +133,7 @@ TEST_CASE("graph smoothness lowers roughness and keeps the objective monotone", 
 
 TEST_CASE("minimum volume: monotone, exact objective, smaller volume (bpp, hals)", "[constraints][minvol]") {
   const arma::mat M = test::noisy(test::low_rank<double>(40, 120, 3, 45), 0.05, 46);
-  for (auto solver : {unmix::Solver::bpp, unmix::Solver::hals}) {
+  for (auto solver : {unmix::Solver::bpp, unmix::Solver::hals, unmix::Solver::admm}) {
     unmix::Options o;
     o.solver = solver;
     o.max_iter = 80;
@@ -166,5 +166,5 @@ TEST_CASE("minimum volume: monotone, exact objective, smaller volume (bpp, hals)
   unmix::Options o;
   o.solver = unmix::Solver::mu;
   o.W.minvol = 1.0;
-  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Matchers::Contains("use 'bpp' or 'hals'"));
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Matchers::Contains("use 'bpp', 'hals' or 'admm'"));
 }

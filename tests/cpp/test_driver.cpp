@@ -11,7 +11,8 @@
 
 namespace {
 
-const unmix::Solver all_solvers[] = {unmix::Solver::mu, unmix::Solver::hals, unmix::Solver::bpp};
+const unmix::Solver all_solvers[] = {unmix::Solver::mu, unmix::Solver::hals, unmix::Solver::bpp,
+                                     unmix::Solver::admm};
 
 template <typename eT>
 double penalized(const arma::Mat<eT>& M, const arma::Mat<eT>& W, const arma::Mat<eT>& H,

@@ -31,7 +31,7 @@ TEST_CASE("bad options and data name what is wrong", "[errors]") {
   M(3, 4) = -2;
   REQUIRE_THROWS_WITH(unmix::nmf(M, 2, o), Contains("non-negative") && Contains("-2"));
   REQUIRE_THROWS_WITH(unmix::nmf(arma::mat(0, 5), 1, o), Contains("non-empty"));
-  REQUIRE_THROWS_WITH(unmix::parse_solver("als"), Contains("solver must be one of 'bpp', 'hals', 'mu', got 'als'"));
+  REQUIRE_THROWS_WITH(unmix::parse_solver("als"), Contains("solver must be one of 'bpp', 'hals', 'mu', 'admm', got 'als'"));
   REQUIRE_THROWS_WITH(unmix::parse_init("svd"), Contains("init must be one of"));
 }
 

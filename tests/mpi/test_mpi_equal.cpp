@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   if (size == 4) grids.push_back({2, 2});
   int cases = 0;
   for (auto [pr, pc] : grids) {
-    for (auto solver : {unmix::Solver::mu, unmix::Solver::hals, unmix::Solver::bpp}) {
+    for (auto solver : {unmix::Solver::mu, unmix::Solver::hals, unmix::Solver::bpp, unmix::Solver::admm}) {
       for (bool sparse : {false, true}) {
         run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, false);
         run_case<float>(pr, pc, solver, unmix::Init::random, sparse, true);

@@ -428,4 +428,4 @@ def test_constraint_flags_match_python(tmp_path, mpi):
         assert_same(H, ref.H, np.float64)
     res = run([str(tmp_path / "X.npy"), "-k", "3", "--bounds-W", "0,1", "--solver", "bpp",
                "-o", str(tmp_path / "e")])
-    assert res.returncode == 2 and "use 'hals' or 'mu'" in res.stderr
+    assert res.returncode == 2 and "use 'hals', 'mu' or 'admm'" in res.stderr

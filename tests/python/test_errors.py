@@ -166,7 +166,7 @@ def test_unknown_init(X, init):
 
 @pytest.mark.parametrize("solver", ["als", "BPP", "", 1])  # None picks the default
 def test_unknown_solver(X, solver):
-    with pytest.raises(ValueError, match=r"solver must be one of 'bpp', 'hals', 'mu', got " + re.escape(repr(solver))):
+    with pytest.raises(ValueError, match=r"solver must be one of 'bpp', 'hals', 'mu', 'admm', got " + re.escape(repr(solver))):
         unmix.nmf(X, 2, solver=solver)
 
 

@@ -59,9 +59,18 @@ inline void check_constraints(const FactorOptions& f, const std::string& name, a
     throw_invalid(where, name + ".lower_cols", "finite and >= 0", "a negative or non-finite value");
   if (!f.lower_cols.is_empty() && !f.upper_cols.is_empty() && arma::any(f.upper_cols <= f.lower_cols))
     throw_invalid(where, name + ".upper_cols", "> lower_cols in every column", "a column with upper <= lower");
-  if (f.simplex && (f.bounded() || !f.fixed_cols.empty()))
-    throw_invalid(where, name + ".simplex", "used without bounds or fixed columns on the same factor",
+  if (f.simplex && !f.fixed_cols.empty())
+    throw_invalid(where, name + ".simplex", "used without fixed columns on the same factor",
                   "a combination");
+  if (f.simplex && f.bounded()) {
+    // Rows on the simplex within the bounds exist only if the bounds allow a sum of one.
+    const arma::vec lo = f.lower_cols.is_empty() ? arma::vec(k, arma::fill::value(f.lower)) : f.lower_cols;
+    const arma::vec hi = f.upper_cols.is_empty() ? arma::vec(k, arma::fill::value(f.upper)) : f.upper_cols;
+    if (arma::accu(lo) > 1.0 || arma::accu(hi) < 1.0)
+      throw_invalid(where, name + " bounds", "such that sum(lower) <= 1 <= sum(upper) with sum-to-one",
+                    "sum(lower) = " + std::to_string(arma::accu(lo)) + ", sum(upper) = " +
+                        std::to_string(arma::accu(hi)));
+  }
   check_penalty(f.smooth, (name + ".smooth").c_str());
   check_penalty(f.minvol, (name + ".minvol").c_str());
   if (!(f.minvol_delta > 0) || !std::isfinite(f.minvol_delta))
@@ -166,16 +175,19 @@ void check_support(const Options& opt) {
     if (f->bounded() && !Rule<double>::supports_bounds)
       throw std::invalid_argument("unmix::nmf: bounds on " + name +
                                   " are not supported by solver '" + Rule<double>::name +
-                                  "'; use 'hals' or 'mu'");
+                                  "'; use 'hals', 'mu' or 'admm'");
+    if (f->bounded() && f->simplex && std::string(Rule<double>::name) != "admm")
+      throw std::invalid_argument("unmix::nmf: bounds together with sum-to-one on " + name +
+                                  " are solved by solver 'admm', not '" + Rule<double>::name + "'");
     if (f->minvol > 0 && std::string(Rule<double>::name) == "mu")
       throw std::invalid_argument("unmix::nmf: minimum-volume on " + name +
-                                  " is not supported by solver 'mu'; use 'bpp' or 'hals'");
+                                  " is not supported by solver 'mu'; use 'bpp', 'hals' or 'admm'");
     if (f->minvol > 0 && opt.loss == Loss::kl)
       throw std::invalid_argument("unmix::nmf: minimum-volume is not available with the KL loss");
     if (f->simplex && !Rule<double>::supports_simplex)
       throw std::invalid_argument("unmix::nmf: the sum-to-one constraint on " + name +
                                   " is not supported by solver '" + Rule<double>::name +
-                                  "'; use 'bpp' or 'mu'");
+                                  "'; use 'bpp', 'mu' or 'admm'");
     if (Comm::distributed && (f->smooth > 0 || !f->fixed_cols.empty()))
       throw std::invalid_argument(std::string("unmix::nmf: graph smoothness and fixed columns on ") +
                                   name + " are not available in the distributed driver yet");

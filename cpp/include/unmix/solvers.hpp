@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "core/options.hpp"
+#include "rules/admm.hpp"
 #include "rules/bpp.hpp"
 #include "rules/hals.hpp"
 #include "rules/mu.hpp"
@@ -22,10 +23,11 @@ inline constexpr NamedValue<Solver> solver_table[] = {
     {"bpp", Solver::bpp, "alternating NNLS solved exactly by block principal pivoting"},
     {"hals", Solver::hals, "hierarchical alternating least squares, one column at a time"},
     {"mu", Solver::mu, "multiplicative updates (Lee-Seung)"},
+    {"admm", Solver::admm, "AO-ADMM: every constraint by projection (bounds with sum-to-one too)"},
 };
 
 inline constexpr NamedValue<Init> init_table[] = {
-    {"nndsvda", Init::nndsvda, "NNDSVD with zeros filled by the data mean"},
+    {"nndsvda", Init::nndsvda, "NNDSVD with zeros filled at the factors' mean scale"},
     {"nndsvd", Init::nndsvd, "non-negative double SVD (keeps zeros; not for MU)"},
     {"nndsvdar", Init::nndsvdar, "NNDSVD with zeros filled by small random values"},
     {"random", Init::random, "uniform random, scaled to the data mean"},
@@ -74,6 +76,7 @@ decltype(auto) with_rule(Solver solver, Fn&& fn) {
   switch (solver) {
     case Solver::mu: return fn(RuleTag<rules::MU>{});
     case Solver::hals: return fn(RuleTag<rules::HALS>{});
+    case Solver::admm: return fn(RuleTag<rules::ADMM>{});
     case Solver::bpp: break;
   }
   return fn(RuleTag<rules::BPP>{});

@@ -35,8 +35,10 @@ struct Feasible {
     return f;
   }
   // Moves a starting factor into the set (so the first objective compares
-  // like with like): clip to the bounds; rescale rows to sum to one.
+  // like with like): clip to the bounds; rescale rows to sum to one (with
+  // bounds as well, the nearest point of the set).
   void project(arma::Mat<eT>& F) const {
+    if (simplex && bounded()) return project_exact(F);
     for (arma::uword j = 0; j < F.n_cols; ++j)
       F.col(j) = arma::clamp(F.col(j), lo(j), hi(j));
     if (!simplex) return;
@@ -46,6 +48,54 @@ struct Feasible {
         F.row(i) /= s;
       else
         F.row(i).fill(eT(1) / eT(F.n_cols));
+    }
+  }
+
+  bool bounded() const {
+    return arma::any(lo != eT(0)) || arma::any(hi != std::numeric_limits<eT>::infinity());
+  }
+
+  // The Euclidean projection onto the set. Each row of the simplex with
+  // bounds is clamp(v - tau, lo, hi) with tau found by bisection on the
+  // (monotone) row sum.
+  void project_exact(arma::Mat<eT>& F) const {
+    const arma::uword k = F.n_cols;
+    if (!simplex) {
+      for (arma::uword j = 0; j < k; ++j) F.col(j) = arma::clamp(F.col(j), lo(j), hi(j));
+      return;
+    }
+    double top = 0;  // the largest finite upper bound
+    for (arma::uword j = 0; j < k; ++j)
+      if (std::isfinite(double(hi(j)))) top = std::max(top, double(hi(j)));
+    for (arma::uword i = 0; i < F.n_rows; ++i) {
+      auto sum_at = [&](double tau) {
+        double s = 0;
+        for (arma::uword j = 0; j < k; ++j)
+          s += std::clamp(double(F(i, j)) - tau, double(lo(j)), double(hi(j)));
+        return s;
+      };
+      // At a every entry is at its upper bound (or >= 1), at b at its lower
+      // one; the validation made sum(lo) <= 1 <= sum(hi).
+      double a = double(F.row(i).min()) - 1.0 - top, b = double(F.row(i).max());
+      for (int it = 0; it < 200 && b - a > 1e-16 * std::max(1.0, std::abs(b)); ++it) {
+        const double mid = 0.5 * (a + b);
+        (sum_at(mid) > 1.0 ? a : b) = mid;
+      }
+      const double tau = 0.5 * (a + b);
+      double total = 0;
+      arma::uword n_inside = 0;
+      for (arma::uword j = 0; j < k; ++j) {
+        const double x = std::clamp(double(F(i, j)) - tau, double(lo(j)), double(hi(j)));
+        F(i, j) = eT(x);
+        total += x;
+        n_inside += x > lo(j) && x < hi(j);
+      }
+      // tau is exact to rounding; the entries strictly inside their bounds
+      // take up what is left of the sum, so that it is one to rounding.
+      if (n_inside > 0 && total != 1.0)
+        for (arma::uword j = 0; j < k; ++j)
+          if (F(i, j) > lo(j) && F(i, j) < hi(j))
+            F(i, j) = std::max(lo(j), eT(F(i, j) + (1.0 - total) / double(n_inside)));
     }
   }
 };

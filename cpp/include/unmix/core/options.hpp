@@ -8,7 +8,7 @@
 
 namespace unmix {
 
-enum class Solver { mu, hals, bpp };
+enum class Solver { mu, hals, bpp, admm };
 enum class Init { random, nndsvd, nndsvda, nndsvdar, custom };
 // The data term: 1/2 ||M - W H^T||_F^2, or the generalized Kullback-Leibler
 // divergence sum M log(M / WH^T) - M + WH^T of Poisson counts (MU only).
