@@ -27,6 +27,10 @@ struct Args {
   double l1_W = 0, l1_H = 0, l2_W = 0, l2_H = 0;
   bool sum_to_one = false;
   double lower_W = 0, upper_W = inf, lower_H = 0, upper_H = inf;
+  double minvol_H = 0, smooth_W = 0;
+  arma::uword graph_ny = 0, graph_nx = 0;  // --graph-W grid:NYxNX[:8]
+  int graph_connectivity = 4;
+  std::string fixed_H;  // .npy of known endmember rows
   int grid_r = 0, grid_c = 0;  // 0: choose
   std::string dtype;           // empty: the input's
   std::string prefix = "unmix";
@@ -92,7 +96,15 @@ void print_help() {
       "                           exactly (solvers bpp and mu)\n"
       "  --bounds-W LO,HI, --bounds-H LO,HI\n"
       "                           LO <= entries <= HI, 0 <= LO < HI, HI may be inf\n"
-      "                           (solvers hals and mu)\n"
+      "                           (solvers hals, mu and admm; with --sum-to-one: admm)\n"
+      "  --graph-W grid:NYxNX[:8]  spatial smoothness of the abundances: the samples are the\n"
+      "                           pixels of an NY x NX image in C order, linked to their 4\n"
+      "                           (or 8) neighbours; with --smooth-W X > 0 (1 rank)\n"
+      "  --smooth-W X             weight of the smoothness, 1/2 X tr(W^T L W) (default: 0)\n"
+      "  --fixed-H FILE           .npy of known endmember spectra (n_known x n_features,\n"
+      "                           n_known < K): the first rows of H, held fixed (1 rank)\n"
+      "  --minvol-H X             minimum volume, X log det(H H^T / delta + I) (solvers\n"
+      "                           bpp, hals and admm; default: 0)\n"
       "\n"
       "Parallel:\n"
       "  --grid PRxPC             process grid over the rows x columns of M, the matrix the\n"
@@ -306,6 +318,28 @@ Args parse_args(int argc, char** argv) {
       if (!(hi > lo)) throw UsageError(name + " must have LO < HI, got '" + text + "'");
       (name == "--bounds-W" ? a.lower_W : a.lower_H) = lo;
       (name == "--bounds-W" ? a.upper_W : a.upper_H) = hi;
+    } else if (name == "--minvol-H") {
+      a.minvol_H = parse_nonneg(name, next());
+    } else if (name == "--smooth-W") {
+      a.smooth_W = parse_nonneg(name, next());
+    } else if (name == "--fixed-H") {
+      a.fixed_H = next();
+      if (a.fixed_H.empty()) throw UsageError("--fixed-H must name a .npy file, got ''");
+    } else if (name == "--graph-W") {
+      std::string text = next();
+      if (text.rfind("grid:", 0) != 0)
+        throw UsageError("--graph-W must be grid:NYxNX or grid:NYxNX:8, got '" + text + "'");
+      text = text.substr(5);
+      const std::size_t colon = text.find(':');
+      if (colon != std::string::npos) {
+        const std::string c = text.substr(colon + 1);
+        if (c != "4" && c != "8") throw UsageError("--graph-W connectivity must be 4 or 8, got '" + c + "'");
+        a.graph_connectivity = c == "8" ? 8 : 4;
+        text = text.substr(0, colon);
+      }
+      const auto [ny, nx] = parse_shape(name, text);
+      a.graph_ny = arma::uword(ny);
+      a.graph_nx = arma::uword(nx);
     } else if (name == "--grid") {
       const auto [r, c] = parse_shape(name, next());
       if (r > 1u << 20 || c > 1u << 20) throw UsageError("--grid is too large, got " + std::string(argv[i]));

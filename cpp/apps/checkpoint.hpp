@@ -35,7 +35,9 @@ std::string problem_key(const Args& a, const Problem& p, int ranks) {
     << a.solver << " loss " << a.loss << " init " << a.init << " seed " << a.seed << " l1 " << a.l1_W
     << "," << a.l1_H << " l2 " << a.l2_W << "," << a.l2_H << " sum_to_one " << a.sum_to_one
     << " bounds " << a.lower_W << "," << a.upper_W << "," << a.lower_H << "," << a.upper_H
-    << " grid " << p.pr << "x" << p.pc << " ranks " << ranks;
+    << " minvol " << a.minvol_H << " smooth " << a.smooth_W << " graph " << a.graph_ny << "x"
+    << a.graph_nx << ":" << a.graph_connectivity << " fixed_H " << a.fixed_H << " grid " << p.pr
+    << "x" << p.pc << " ranks " << ranks;
   if (a.generate)
     s << " generate " << a.gen_rows << "x" << a.gen_cols << "," << a.density << "," << a.gen_rank
       << "," << a.noise;

@@ -74,8 +74,9 @@ Problem describe(const Args& a, int ranks) {
   }
   if (!a.dtype.empty()) p.dtype = a.dtype;
   if (p.n_samples == 0 || p.n_features == 0)
-    throw std::invalid_argument("the input must be a non-empty matrix, got shape " +
-                                shape_text(p.n_samples, p.n_features));
+    throw std::invalid_argument(p.opt.data_name + " holds an empty matrix (shape " +
+                                shape_text(p.n_samples, p.n_features) +
+                                "): expected at least 1 row and 1 column");
   p.m = p.transposed ? p.n_features : p.n_samples;
   p.n = p.transposed ? p.n_samples : p.n_features;
   p.k = arma::uword(a.k);
@@ -133,6 +134,31 @@ Problem describe(const Args& a, int ranks) {
   features.upper = a.upper_H;
   samples.name = "W";
   features.name = "H";
+  features.minvol = a.minvol_H;
+  if (ranks > 1 && (a.graph_ny > 0 || !a.fixed_H.empty()))
+    throw UsageError("--graph-W and --fixed-H run on 1 rank (the distributed driver does not "
+                     "have them yet), got " + std::to_string(ranks) + " ranks");
+  if (a.smooth_W > 0 && a.graph_ny == 0)
+    throw UsageError("--smooth-W needs --graph-W grid:NYxNX");
+  if (a.graph_ny > 0) {
+    if (a.graph_ny * a.graph_nx != p.n_samples)
+      throw UsageError("--graph-W grid:" + std::to_string(a.graph_ny) + "x" + std::to_string(a.graph_nx) +
+                       " has " + std::to_string(a.graph_ny * a.graph_nx) + " pixels, but the data has " +
+                       std::to_string(p.n_samples) + " samples");
+    samples.graph = std::make_shared<const arma::sp_mat>(
+        unmix::regularize::grid_graph(a.graph_ny, a.graph_nx, a.graph_connectivity));
+    samples.smooth = a.smooth_W;
+  }
+  if (!a.fixed_H.empty()) {
+    // Known spectra: rows of H, i.e. columns of the features factor.
+    const arma::mat E = unmix::io::read_npy<double>(a.fixed_H);
+    if (E.n_cols != p.n_features || E.n_rows == 0 || E.n_rows >= p.k)
+      throw std::invalid_argument("--fixed-H '" + a.fixed_H + "' must hold (n_known, " +
+                                  std::to_string(p.n_features) + ") with 1 <= n_known < k = " +
+                                  std::to_string(p.k) + ", got " + shape_text(E.n_rows, E.n_cols));
+    for (arma::uword c = 0; c < E.n_rows; ++c) features.fixed_cols.push_back(c);
+    features.fixed_values = E.t();
+  }
   return p;
 }
 

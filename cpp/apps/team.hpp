@@ -25,6 +25,7 @@
 #include <unmix/io/generate.hpp>
 #include <unmix/io/mtx.hpp>
 #include <unmix/io/npy.hpp>
+#include <unmix/regularize/grid_graph.hpp>
 
 #ifdef UNMIX_HAS_MPI
 #include <mpi.h>

@@ -221,7 +221,8 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
         input.add_int("entries", (long long)p.mtx.entries).add_bool("symmetric", p.mtx.symmetric);
     }
     JsonObject penalties;
-    penalties.add("l1_W", a.l1_W).add("l1_H", a.l1_H).add("l2_W", a.l2_W).add("l2_H", a.l2_H);
+    penalties.add("l1_W", a.l1_W).add("l1_H", a.l1_H).add("l2_W", a.l2_W).add("l2_H", a.l2_H)
+        .add("minvol_H", a.minvol_H).add("smooth_W", a.smooth_W);
     JsonObject timings;
     timings.add("total", mx[1])
         .add("init", mx[2])

@@ -429,3 +429,34 @@ def test_constraint_flags_match_python(tmp_path, mpi):
     res = run([str(tmp_path / "X.npy"), "-k", "3", "--bounds-W", "0,1", "--solver", "bpp",
                "-o", str(tmp_path / "e")])
     assert res.returncode == 2 and "use 'hals', 'mu' or 'admm'" in res.stderr
+
+
+def test_graph_minvol_fixed_and_admm_flags_match_python(tmp_path):
+    unmix = pytest.importorskip("unmix")
+    import unmix.graphs as graphs
+
+    X = low_rank(seed=7)  # 60 samples = a 6 x 10 image
+    E = np.random.default_rng(8).random((1, X.shape[1]))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "E.npy", E)
+    for flags, kw in (
+        (["--graph-W", "grid:6x10:8", "--smooth-W", "0.5"], dict(graph_W=graphs.grid((6, 10), 8), smooth_W=0.5)),
+        (["--minvol-H", "0.1", "--sum-to-one"], dict(minvol_H=0.1, sum_to_one=True)),
+        (["--fixed-H", str(tmp_path / "E.npy"), "--solver", "hals"], dict(fixed_H=E, solver="hals")),
+        (["--sum-to-one", "--bounds-W", "0.01,0.8", "--solver", "admm"],
+         dict(sum_to_one=True, bounds_W=(0.01, 0.8), solver="admm")),
+    ):
+        check_ok(run([str(tmp_path / "X.npy"), "-k", "3", "--max-iter", "30", "--tol", "0",
+                      "--quiet", "-o", str(tmp_path / "c"), *flags]))
+        W, H, summary = load(tmp_path / "c")
+        ref = unmix.nmf(X, 3, max_iter=30, tol=0, random_state=0, **kw)
+        assert_same(W, ref.W, np.float64)
+        assert_same(H, ref.H, np.float64)
+        np.testing.assert_allclose(summary["objective"], ref.objective, rtol=1e-9)
+    res = run([str(tmp_path / "X.npy"), "-k", "3", "--graph-W", "grid:6x9", "--smooth-W", "1",
+               "-o", str(tmp_path / "e")])
+    assert res.returncode == 2 and "has 54 pixels, but the data has 60 samples" in res.stderr
+    if MPIRUN is not None:
+        res = run([str(tmp_path / "X.npy"), "-k", "3", "--fixed-H", str(tmp_path / "E.npy"),
+                   "-o", str(tmp_path / "e")], mpi=True)
+        assert res.returncode == 2 and "--graph-W and --fixed-H run on 1 rank" in res.stderr

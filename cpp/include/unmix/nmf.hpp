@@ -160,7 +160,7 @@ void validate(const Options& opt, arma::uword m, arma::uword n, arma::uword k,
 // What only some rules can do exactly, and what the distributed driver does
 // not do yet, is refused with the names of those that can.
 template <template <typename> class Rule, typename Comm>
-void check_support(const Options& opt) {
+void check_support(const Options& opt, const Comm& comm) {
   if (opt.loss == Loss::kl) {
     if (std::string(Rule<double>::name) != "mu")
       throw std::invalid_argument(std::string("unmix::nmf: the KL loss is solved by solver 'mu', got '") +
@@ -188,7 +188,7 @@ void check_support(const Options& opt) {
       throw std::invalid_argument("unmix::nmf: the sum-to-one constraint on " + name +
                                   " is not supported by solver '" + Rule<double>::name +
                                   "'; use 'bpp', 'mu' or 'admm'");
-    if (Comm::distributed && (f->smooth > 0 || !f->fixed_cols.empty()))
+    if (comm.size() > 1 && (f->smooth > 0 || !f->fixed_cols.empty()))
       throw std::invalid_argument(std::string("unmix::nmf: graph smoothness and fixed columns on ") +
                                   name + " are not available in the distributed driver yet");
   }
@@ -215,7 +215,7 @@ Result<typename Data::elem_type> nmf(const Data& data, const Comm& comm, arma::u
     throw_invalid("unmix::nmf", "checkpoint seconds", "> 0", checkpointing.seconds);
   return with_rule(opt.solver, [&](auto tag) {
     using Tag = decltype(tag);
-    check_support<Tag::template rule, Comm>(opt);
+    check_support<Tag::template rule, Comm>(opt, comm);
     return Driver<eT, Tag::template rule, Comm>(opt).run(data, comm, m, n, k, W0, H0, callback,
                                                        checkpointing);
   });

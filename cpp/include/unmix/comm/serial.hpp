@@ -33,6 +33,8 @@ struct Serial {
   template <typename eT>
   arma::Mat<eT>& scatter_H(arma::Mat<eT>& R, arma::Mat<eT>&) const { return R; }
 
+  int size() const { return 1; }  // ranks
+
   // The rows of W (of m) and of H (of n) this rank owns.
   Range W_rows(arma::uword m) const { return {0, m}; }
   Range H_rows(arma::uword n) const { return {0, n}; }
