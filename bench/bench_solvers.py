@@ -26,97 +26,25 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import unmix
+from benchlib import machine_info, make_dense, measure_floor, save_jsonl, settle
 
 HERE = Path(__file__).resolve().parent
 FULL_SHAPE = (16384, 1535)  # 128 x 128 pixels x 1535 masses; the core's M = X.T is 1535 x 16384
 QUICK_SHAPE = (120, 700)
 TRUE_RANK = 8
-NOISE = 0.01
 SOLVERS = ("bpp", "hals", "mu")
-# numpy and unmix._core may load two different OpenBLAS libraries; the idle
-# worker threads of one spin for a while after a call and slow the other on
-# a small machine. A pause between the phases lets them fall asleep.
-SETTLE_SEC = 0.2
 
 
 def make_data(shape: tuple[int, int], dtype: np.dtype, seed: int) -> np.ndarray:
-    """Low rank (8) plus 1 % noise: X = W H + 0.01 * mean(W H) * |N(0, 1)|,
-    C-ordered (n_samples, n_features), non-negative."""
-    rng = np.random.default_rng(seed)
-    m, n = shape
-    W = rng.random((m, TRUE_RANK))
-    H = rng.random((TRUE_RANK, n)) ** 4  # peaky spectra
-    X = W @ H
-    scale = NOISE * float(X.mean())
-    for start in range(0, m, 256):  # noise in blocks: no second full-size array
-        block = X[start:start + 256]
-        block += scale * np.abs(rng.standard_normal(block.shape))
-    return np.ascontiguousarray(X, dtype=dtype)
-
-
-def settle() -> None:
-    time.sleep(SETTLE_SEC)
-
-
-def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm up: first-touch, thread start-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def measure_floor(X: np.ndarray, k: int, repeats: int, seed: int) -> dict[str, Any]:
-    """The products and the read an iteration cannot avoid, on X's memory.
-
-    Each product is timed in two equivalent BLAS formulations (OpenBLAS is
-    much faster on some shapes than on others) and the faster one counts:
-    the floor is what BLAS can do, not what one call order happens to give.
-    """
-    m, n = X.shape
-    rng = np.random.default_rng(seed + 1)
-    # The core's factors are column-major: A ~ the samples' factor (m x k),
-    # B ~ the features' factor (n x k).
-    A = np.asfortranarray(rng.random((m, k)), dtype=X.dtype)
-    B = np.asfortranarray(rng.random((n, k)), dtype=X.dtype)
-    At, Bt = A.T, B.T  # C-ordered views (k x m), (k x n)
-    candidates = {
-        # M @ H with M = X.T: (n x k)
-        "XT_A": {"X.T @ A": lambda: X.T @ A, "(A.T @ X).T": lambda: At @ X},
-        # M.T @ W: (m x k)
-        "X_B": {"X @ B": lambda: X @ B, "(B.T @ X.T).T": lambda: Bt @ X.T},
-    }
-    products_sec = 0.0
-    chosen = {}
-    for product, forms in candidates.items():
-        times = {form: median_time(fn, repeats) for form, fn in forms.items()}
-        form = min(times, key=times.__getitem__)
-        chosen[product] = {"form": form, "sec": times[form], "all": times}
-        products_sec += times[form]
-
-    ones = np.ones(n, dtype=X.dtype)
-    gemv_sec = median_time(lambda: X @ ones, repeats)
-    sum_sec = median_time(X.sum, repeats)
-    read_sec = min(gemv_sec, sum_sec)
-    return {
-        "floor_products_sec": products_sec,
-        "floor_read_sec": read_sec,
-        "floor_sec": max(products_sec, 2.0 * read_sec),
-        "floor_detail": {**chosen, "read": {"X @ ones": gemv_sec, "X.sum()": sum_sec}},
-    }
+    """Rank 8 plus 1 % noise, C-ordered (n_samples, n_features), non-negative."""
+    return make_dense(shape, TRUE_RANK, dtype, seed)
 
 
 def time_solver(X: np.ndarray, k: int, solver: str, iters: int, repeats: int) -> dict[str, Any]:
@@ -140,36 +68,6 @@ def time_solver(X: np.ndarray, k: int, solver: str, iters: int, repeats: int) ->
         })
     best = sorted(runs, key=lambda run: run["sec_per_iter"])[len(runs) // 2]  # the median run
     return best
-
-
-def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "unmix": unmix.__version__,
-        "cpu_count": os.cpu_count(),
-    }
-    if hasattr(os, "getloadavg"):
-        info["loadavg_1min"] = os.getloadavg()[0]  # other work on the machine skews times
-    if hasattr(os, "sched_getaffinity"):
-        info["cpus_usable"] = len(os.sched_getaffinity(0))
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        info["blas"] = None
-    else:
-        # After `import unmix`, both numpy's BLAS and the one unmix._core
-        # links are loaded and listed.
-        info["blas"] = [
-            {key: pool.get(key) for key in
-             ("user_api", "internal_api", "version", "num_threads", "architecture",
-              "threading_layer")} | {"library": Path(pool.get("filepath", "")).name}
-            for pool in threadpool_info()
-        ]
-    return info
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -266,10 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"  {run['stop_reason']} after {run['n_iter']}", file=sys.stderr)
 
     if not args.no_save:
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"{stamp.date().isoformat()}.jsonl"
-        with path.open("a") as f:
-            f.write("\n".join(lines) + "\n")
+        path = save_jsonl(lines, args.out, stamp)
         print(f"# appended {len(lines)} lines to {path}", file=sys.stderr)
     return 0
 
