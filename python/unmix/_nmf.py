@@ -239,7 +239,9 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     W, H, callback, verbose, time_limit = o["W"], o["H"], o["callback"], o["verbose"], o["time_limit"]
     M = as_core_matrix(X)
     n_samples, n_features = M.shape
-    k = check_int(n_components, "n_components", 1)
+    # More components than the larger side of X cannot be told apart, and
+    # the factors would not fit in memory long before the core said so.
+    k = check_int(n_components, "n_components", 1, max(n_samples, n_features))
     loss = check_choice(o["loss"], "loss", LOSSES)
     if solver is None:
         solver = "mu" if loss == "kl" else "bpp"
@@ -267,6 +269,9 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     seed = seed_from(o["random_state"])
     resume_from = _resume_source(o)
     if init in PIXEL_INITS:
+        if k > n_samples:
+            raise ValueError(f"n_components must be <= n_samples = {n_samples} for init={init!r} "
+                             f"(it picks n_components pixels), got {k}")
         if resume_from is None:  # a resumed run has its factors
             W, H = _pixel_init(X, k, init, seed, M.dtype, multiplicative=solver == "mu")
         init = "custom"
@@ -274,7 +279,7 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         "solver": solver,
         "init": init,
         "loss": loss,
-        "max_iter": check_int(max_iter, "max_iter", 1),
+        "max_iter": check_int(max_iter, "max_iter", 1, 2**31 - 1),
         "tol": check_nonneg(tol, "tol"),
         "seed": seed,
         "transposed": M.transposed,

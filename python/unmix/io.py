@@ -27,11 +27,16 @@ RosettaSciIO signal with two signal axes such as a DM4 micrograph) becomes
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 import numbers
 import os
+import struct
+import traceback
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -206,7 +211,12 @@ class LazyArray:
                 sel = sel[::-1]
                 flip.append(len(kept) - 1)
             index.append(slice(sel.start, sel.start + (len(sel) - 1) * sel.step + 1, sel.step))
-        out = np.asarray(self.dataset[tuple(index)])
+        try:
+            out = np.asarray(self.dataset[tuple(index)])
+        except (OSError, RuntimeError, KeyError, ValueError) as err:  # h5py, damaged file
+            source = getattr(getattr(self.dataset, "file", None), "filename", "the file")
+            raise OSError(f"{source!r}: reading {self!r} failed (truncated or corrupted?): "
+                          f"{type(err).__name__}: {err}") from None
         if flip:
             out = np.flip(out, axis=tuple(flip))
         order = [kept.index(a) for a in self._axes]
@@ -372,6 +382,22 @@ def _unreadable(path: Path, what: str, err: BaseException) -> OSError:
                    f"{type(err).__name__}: {err}")
 
 
+def _drop_frames(err: BaseException) -> None:
+    """Releases what a failed third-party reader left in its frames: some
+    leave the file open on a damaged file (RosettaSciIO's mrc reader), and
+    the traceback would keep it so until garbage collection warns about it
+    at some unrelated moment."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        traceback.clear_frames(err.__traceback__)
+        gc.collect()
+
+
+def _too_big(path: Path, what: str, err: BaseException) -> MemoryError:
+    return MemoryError(f"{str(path)!r}: reading it as {what} needs more memory than there is "
+                       f"(a damaged header declaring a huge array?): {err}")
+
+
 def _text(value: Any) -> str:
     """A str from an HDF5/MATLAB attribute (bytes, 0-d or 1-element arrays)."""
     if isinstance(value, np.ndarray):
@@ -399,24 +425,83 @@ def _values(value: Any) -> Optional[np.ndarray]:
 # --- formats ---------------------------------------------------------------
 
 
+# How much a member can expand: stored not at all, deflate (what numpy
+# writes) at most about 1032 to 1. Other methods are not bounded here.
+_ZIP_EXPANSION = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1100}
+
+
+def _check_npy_size(fp: Any, path: Path, available: int, what: str, fmt: str) -> None:
+    """Refuses a .npy header that declares more data than the bytes after it
+    (numpy would allocate the declared array before reading: a damaged
+    header in a small file could ask for terabytes)."""
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = npformat.read_array_header_1_0(fp)
+    else:
+        shape, _, dtype = npformat.read_array_header_2_0(fp)
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    rest = available - fp.tell()
+    if declared > rest:
+        raise OSError(f"{str(path)!r} cannot be read as {fmt} (truncated or corrupted?): "
+                      f"the header of {what} declares a {shape} {dtype} array ({declared} "
+                      f"bytes), but {max(rest, 0)} bytes follow it")
+
+
 def _read_npy(path: Path, partial: bool) -> _Raw:
     try:
+        with open(path, "rb") as fp:
+            _check_npy_size(fp, path, os.fstat(fp.fileno()).st_size, "the file", "a .npy file")
         data = np.load(path, mmap_mode="r" if partial else None, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
+    except MemoryError as err:
+        raise _too_big(path, "a .npy file", err) from None
+    except Exception as err:  # numpy's header parser raises tokenize errors, too
+        if isinstance(err, OSError) and str(path) in str(err):
+            raise
         raise _unreadable(path, "a .npy file", err) from None
     return _Raw(data, not partial, "npy", name=path.stem)
 
 
+def _check_npz_sizes(archive: Any, path: Path) -> None:
+    """Each member's declared array against what the member can hold."""
+    size = path.stat().st_size
+    for info in archive.zip.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        expansion = _ZIP_EXPANSION.get(info.compress_type)
+        if info.compress_size > size or (
+                expansion is not None and info.file_size > info.compress_size * expansion):
+            raise OSError(f"{str(path)!r} cannot be read as a .npz file (truncated or "
+                          f"corrupted?): its member {info.filename!r} declares {info.file_size} "
+                          f"bytes ({info.compress_size} stored), more than the {size}-byte "
+                          "file can hold")
+        with archive.zip.open(info) as fp:
+            _check_npy_size(fp, path, info.file_size, f"member {info.filename!r}", "a .npz file")
+
+
 def _read_npz(path: Path, dataset: Any) -> _Raw:
+    if dataset is not None and not isinstance(dataset, str):
+        raise TypeError(f"dataset must be a key (str) of the .npz file, got {dataset!r}")
+    # Opened here: np.load(path) leaves its file open when the archive is
+    # damaged (it hands the file over before the zip directory is read).
+    with open(path, "rb") as fh:
+        return _npz_array(path, fh, dataset)
+
+
+def _npz_array(path: Path, fh: Any, dataset: Optional[str]) -> _Raw:
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as err:
+        archive = np.load(fh, allow_pickle=False)
+    except MemoryError as err:
+        raise _too_big(path, "a .npz file", err) from None
+    except Exception as err:  # zipfile: BadZipFile, NotImplementedError, struct.error, ...
         raise _unreadable(path, "a .npz file", err) from None
     if not hasattr(archive, "files"):
         raise OSError(f"{str(path)!r} is a .npy file with an .npz extension")
     with archive:
         keys = list(archive.files)
         try:
+            _check_npz_sizes(archive, path)
             if dataset is None:
                 arrays = [k for k in keys if k not in ("channels", "channel_unit", "name")]
                 if not arrays:
@@ -424,9 +509,6 @@ def _read_npz(path: Path, dataset: Any) -> _Raw:
                 key = "data" if "data" in arrays else next(
                     (k for k in arrays if archive[k].ndim >= 2), arrays[0])
             else:
-                if not isinstance(dataset, str):
-                    raise TypeError(f"dataset must be a key (str) of the .npz file, got "
-                                    f"{dataset!r}")
                 if dataset not in keys:
                     raise ValueError(f"dataset {dataset!r} is not in {str(path)!r}; keys: "
                                      f"{keys}")
@@ -435,9 +517,13 @@ def _read_npz(path: Path, dataset: Any) -> _Raw:
             channels = archive["channels"] if "channels" in keys else None
             unit = _text(archive["channel_unit"]) if "channel_unit" in keys else ""
             name = _text(archive["name"]) if "name" in keys else path.stem
-        except (EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-            if isinstance(err, ValueError) and str(path) in str(err):
+        except (ValueError, TypeError, OSError) as err:
+            if str(path) in str(err):  # ours, or already naming the file
                 raise
+            raise _unreadable(path, "a .npz file", err) from None
+        except MemoryError as err:
+            raise _too_big(path, "a .npz file", err) from None
+        except Exception as err:  # zipfile, zlib, struct: anything on a damaged archive
             raise _unreadable(path, "a .npz file", err) from None
     return _Raw(data, True, "npz", channels=channels, channel_unit=unit, name=name,
                 metadata={"dataset": key})
@@ -473,10 +559,25 @@ def _attrs(obj: Any) -> dict:
     return out
 
 
+def _h5_damage(err: Exception, path: Path) -> bool:
+    """Whether h5py raised this on a damaged file (walking the groups, reading
+    a dtype, an attribute or data: OSError, RuntimeError, KeyError, ValueError
+    ...), rather than the readers here on a well-formed one (their messages
+    name the file)."""
+    return not (isinstance(err, (ValueError, TypeError)) and str(path) in str(err))
+
+
 def _read_hdf5(path: Path, dataset: Any) -> _Raw:
+    if dataset is not None and not isinstance(dataset, str):
+        raise TypeError(f"dataset must be a path (str) inside the HDF5 file, got {dataset!r}")
     f = _open_h5(path, "an HDF5 file")
     try:
         raw = _hdf5_array(path, f, dataset)
+    except Exception as err:
+        f.close()
+        if not _h5_damage(err, path):
+            raise
+        raise _unreadable(path, "an HDF5 file", err) from None
     except BaseException:
         f.close()
         raise
@@ -626,7 +727,13 @@ def _read_tiff(path: Path, dataset: Any, partial: bool) -> _Raw:
             in_memory = data is None
             if data is None:
                 data = series.asarray()
-    except (tifffile.TiffFileError, OSError, EOFError) as err:
+    except ValueError as err:
+        if str(path) in str(err):  # ours: the series index
+            raise
+        raise _unreadable(path, "a TIFF file", err) from None
+    except MemoryError as err:
+        raise _too_big(path, "a TIFF file", err) from None
+    except Exception as err:  # tifffile raises anything on a damaged file
         raise _unreadable(path, "a TIFF file", err) from None
     if "C" in axes:
         default: Optional[int] = axes.index("C")
@@ -651,15 +758,23 @@ def _read_mat(path: Path, dataset: Any) -> _Raw:
 
     try:
         variables = scipy.io.whosmat(path)
-    except (ValueError, OSError, EOFError, NotImplementedError,
-            scipy.io.matlab.MatReadError) as err:
+    except MemoryError as err:
+        raise _too_big(path, "a MATLAB .mat file", err) from None
+    except Exception as err:  # scipy.io raises anything on a damaged file
         raise _unreadable(path, "a MATLAB .mat file", err) from None
     numeric = [(n, s) for n, s, c in variables if c in _MATLAB_NUMERIC]
     key = _mat_choice(path, dataset, [n for n, *_ in variables], numeric)
     wanted = [key] + [k for k in ("channels", "channel_unit") if k in {n for n, *_ in variables}]
     try:
+        _check_mat5(path)
+    except _Mat5Damage as err:
+        raise OSError(f"{str(path)!r} cannot be read as a MATLAB .mat file (truncated or "
+                      f"corrupted?): {err}") from None
+    try:
         d = scipy.io.loadmat(path, variable_names=wanted)
-    except (ValueError, OSError, EOFError, scipy.io.matlab.MatReadError) as err:
+    except MemoryError as err:
+        raise _too_big(path, "a MATLAB .mat file", err) from None
+    except Exception as err:  # scipy.io raises anything on a damaged file
         raise _unreadable(path, "a MATLAB .mat file", err) from None
     data = np.asarray(d[key])
     if data.dtype.kind not in _NUMERIC_KINDS:
@@ -669,6 +784,100 @@ def _read_mat(path: Path, dataset: Any) -> _Raw:
     unit = _text(d["channel_unit"]) if "channel_unit" in d else ""
     return _Raw(data, True, "mat", channels=channels, channel_unit=unit, name=key,
                 metadata={"dataset": key})
+
+
+# A MATLAB v5 file, checked before scipy reads it: scipy.io.loadmat builds
+# each array over the bytes its data element declares, without comparing
+# them with the array's dimensions, and crashes the interpreter (a
+# segmentation fault) when a damaged file declares fewer.
+class _Mat5Damage(Exception):
+    pass
+
+
+# Bytes per element of the MATLAB data types (miINT8 ... miUINT64).
+_MAT5_ITEMSIZE = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8}
+_MAT5_MATRIX, _MAT5_COMPRESSED = 14, 15
+_MAT5_CHAR_CLASS, _MAT5_NUMERIC_CLASSES = 4, range(6, 16)
+
+
+def _mat5_tag(buf: bytes, pos: int, endian: str) -> tuple[int, int, int, int]:
+    """(type, byte count, start of the data, start of the next element)."""
+    if pos + 8 > len(buf):
+        raise _Mat5Damage(f"a data element at byte {pos} runs past the end")
+    first, second = struct.unpack_from(endian + "II", buf, pos)
+    if first >> 16:  # small element: type and count in one word, data in the next
+        if first >> 16 > 4:
+            raise _Mat5Damage(f"a small data element at byte {pos} declares {first >> 16} bytes")
+        return first & 0xFFFF, first >> 16, pos + 4, pos + 8
+    return first, second, pos + 8, pos + 8 + second + (-second % 8)
+
+
+def _mat5_check_matrix(buf: bytes, endian: str, complete: bool) -> None:
+    """The dimensions of a numeric or char array against the bytes its data
+    elements declare. ``buf`` may be a prefix of the matrix (a compressed
+    one); parts beyond it are not checked."""
+    try:
+        _, n, start, pos = _mat5_tag(buf, 0, endian)  # array flags
+        flags = struct.unpack_from(endian + "I", buf, start)[0] if n >= 4 else 0
+        _, n, start, pos = _mat5_tag(buf, pos, endian)  # dimensions
+        dims = struct.unpack_from(f"{endian}{n // 4}i", buf, start)
+        _, n, start, pos = _mat5_tag(buf, pos, endian)  # name
+        name = buf[start:start + n].decode("latin-1")
+    except struct.error:
+        if complete:
+            raise _Mat5Damage("an array header is cut short") from None
+        return
+    cls = flags & 0xFF
+    if not (cls in _MAT5_NUMERIC_CLASSES or cls == _MAT5_CHAR_CLASS):
+        return
+    if any(d < 0 for d in dims):
+        raise _Mat5Damage(f"variable {name!r} has negative dimensions {dims}")
+    count = int(np.prod(dims, dtype=object))
+    for part in ("real", "imaginary") if flags & 0x800 else ("real",):
+        if pos + 8 > len(buf) and not complete:
+            return
+        kind, n, start, pos = _mat5_tag(buf, pos, endian)
+        size = _MAT5_ITEMSIZE.get(kind)
+        if size is None and cls == _MAT5_CHAR_CLASS:
+            return  # UTF-8/16/32 text: no fixed size per character
+        if size is None or n != count * size:
+            raise _Mat5Damage(f"variable {name!r} of dimensions {dims} has a {part} part of "
+                              f"{n} bytes of data type {kind}, expected {count} elements")
+        if start + n > len(buf) and complete:
+            raise _Mat5Damage(f"the data of variable {name!r} runs past the end of the file")
+
+
+def _check_mat5(path: Path) -> None:
+    data = path.read_bytes()  # loadmat reads the whole file too
+    if len(data) < 128 or data[126:128] not in (b"IM", b"MI"):
+        return  # not a v5 file: scipy says so
+    endian = "<" if data[126:128] == b"IM" else ">"
+    pos = 128
+    while pos + 8 <= len(data):
+        kind, n, start, pos_next = _mat5_tag(data, pos, endian)
+        body = data[start:start + n]
+        if len(body) < n:
+            raise _Mat5Damage(f"the data element at byte {pos} declares {n} bytes, "
+                              f"{len(body)} remain")
+        if kind == _MAT5_COMPRESSED:
+            pos_next = start + n  # compressed elements are not padded
+            try:  # the header of the array is enough, unless it is complex
+                inflate = zlib.decompressobj()
+                prefix = inflate.decompress(body, 1 << 16)
+                complete = inflate.eof
+                _, inner_n, inner_start, _ = _mat5_tag(prefix, 0, endian)
+                flags_prefix = prefix[inner_start:]
+                if not complete and len(flags_prefix) >= 16 and struct.unpack_from(
+                        endian + "I", flags_prefix, 8)[0] & 0x800:
+                    prefix, complete = zlib.decompress(body), True
+            except zlib.error as err:
+                raise _Mat5Damage(f"a compressed variable at byte {pos} is damaged: {err}") \
+                    from None
+            _mat5_check_matrix(prefix[inner_start:inner_start + inner_n], endian,
+                               complete and inner_start + inner_n <= len(prefix))
+        elif kind == _MAT5_MATRIX:
+            _mat5_check_matrix(body, endian, True)
+        pos = pos_next
 
 
 def _mat_choice(path: Path, dataset: Optional[str], names: list[str],
@@ -689,6 +898,11 @@ def _read_mat73(path: Path, dataset: Optional[str]) -> _Raw:
     f = _open_h5(path, "a MATLAB v7.3 .mat file")
     try:
         raw = _mat73_array(path, f, dataset)
+    except Exception as err:
+        f.close()
+        if not _h5_damage(err, path):
+            raise
+        raise _unreadable(path, "a MATLAB v7.3 .mat file", err) from None
     except BaseException:
         f.close()
         raise
@@ -738,6 +952,7 @@ def _read_rsciio(path: Path, plugin: str, dataset: Any, partial: bool) -> _Raw:
         raise ImportError(f"reading {str(path)!r} needs a package RosettaSciIO's {plugin!r} "
                           f"reader imports: {err}") from err
     except Exception as err:  # the readers raise anything on a bad file
+        _drop_frames(err)
         raise _unreadable(path, f"a {path.suffix} file (RosettaSciIO {plugin!r})", err) from err
     if isinstance(signals, dict):
         signals = [signals]
@@ -791,14 +1006,30 @@ def _n_signal_axes(s: dict) -> int:
     return sum(1 for a in s.get("axes", []) if not a.get("navigate", False))
 
 
+def _finite_or(value: Any, default: float) -> float:
+    """A float from a reader's axis field; the default when it is missing or
+    not a finite number (a damaged header leaves None or text there)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return v if np.isfinite(v) else default
+
+
 def _rsciio_axis(a: dict) -> dict:
     ax = {"name": _text(a.get("name") or ""), "units": _text(a.get("units") or ""),
           "navigate": bool(a.get("navigate", True))}
+    values = None
     if a.get("axis") is not None:
-        ax["values"] = np.asarray(a["axis"], dtype=float)
+        try:
+            values = np.asarray(a["axis"], dtype=float)
+        except (TypeError, ValueError):
+            values = None
+    if values is not None:
+        ax["values"] = values
     else:
-        ax["offset"] = float(a.get("offset", 0.0))
-        ax["scale"] = float(a.get("scale", 1.0))
+        ax["offset"] = _finite_or(a.get("offset", 0.0), 0.0)
+        ax["scale"] = _finite_or(a.get("scale", 1.0), 1.0)
     return ax
 
 
@@ -901,7 +1132,17 @@ def _finish(raw: _Raw, path: Path, dataset: Any, channel_axis: Optional[int], la
                              f"shape {tuple(data.shape)}")
     if not lazy:
         if not raw.in_memory:
-            data = np.array(data)  # reads the (cropped) data; detaches memory maps
+            try:
+                data = np.array(data)  # reads the (cropped) data; detaches memory maps
+            except MemoryError:
+                raise MemoryError(
+                    f"{str(path)!r}: its array of shape {tuple(data.shape)} ({data.dtype}) does "
+                    "not fit in memory; read it with lazy=True, or only a part with crop="
+                ) from None
+            except Exception as err:  # h5py, memory maps, dask (RosettaSciIO): any type
+                if isinstance(err, OSError) and str(path) in str(err):
+                    raise
+                raise _unreadable(path, f"{raw.fmt} data", err) from None
         elif crop is not None:
             data = data.copy()  # the crop alone, so the whole array can be freed
     return SpectralImage(data, channels=channels, channel_unit=unit, name=raw.name,

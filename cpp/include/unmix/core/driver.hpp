@@ -305,10 +305,12 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     record(f, rel);
     res.n_iter = it;
 
-    if (!std::isfinite(f))
-      throw std::runtime_error("unmix: the objective became " + std::to_string(f) +
-                               " at iteration " + std::to_string(it) +
+    if (!std::isfinite(f) || !std::isfinite(f_prev)) {
+      const bool start = !std::isfinite(f_prev);
+      throw std::runtime_error("unmix: the objective became " + std::to_string(start ? f_prev : f) +
+                               " at iteration " + std::to_string(start ? it - 1 : it) +
                                "; the data or the regularization weights are out of range");
+    }
     const double elapsed = elapsed_before + clock.seconds();
     const bool asked = comm.any(callback && callback(Progress{it, f, rel, elapsed}));
     // Converged when an iteration gains less than tol, or when the fit is

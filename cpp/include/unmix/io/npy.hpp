@@ -8,6 +8,7 @@
 // otherwise through std::ifstream. Neither path ever reads the whole file.
 #include <armadillo>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,7 @@
 
 #include "../comm/split.hpp"
 #include "atomic_file.hpp"
+#include "excerpt.hpp"
 
 namespace unmix::io {
 
@@ -82,7 +84,7 @@ class NpyDictParser {
       expect(':');
       if (key == "descr") {
         skip_ws();
-        if (pos_ < s_.size() && s_[pos_] != '\'' && s_[pos_] != '"')
+        if (pos_ < s_.size() && s_[pos_] == '[')
           npy_invalid(path_, "has an unsupported dtype (a structured array): expected float64 "
                              "('<f8') or float32 ('<f4')");
         h.descr = quoted();
@@ -94,7 +96,7 @@ class NpyDictParser {
         shape = tuple();
         seen_shape = true;
       } else {
-        malformed("unknown key '" + key + "'");
+        malformed("unknown key '" + excerpt(key, 40) + "'");
       }
       if (!eat(',')) {
         expect('}');
@@ -115,13 +117,13 @@ class NpyDictParser {
       else
         hint = " (convert with X.astype(np.float64) before saving)";
       npy_invalid(path_, "has an unsupported dtype: expected float64 ('<f8') or float32 ('<f4'), "
-                         "got '" + h.descr + "'" + hint);
+                         "got '" + excerpt(h.descr, 40) + "'" + hint);
     }
     if (shape.size() != 2) {
       std::string given = "(";
-      for (std::size_t i = 0; i < shape.size(); ++i)
+      for (std::size_t i = 0; i < shape.size() && i < 6; ++i)
         given += (i ? ", " : "") + std::to_string(shape[i]);
-      given += shape.size() == 1 ? ",)" : ")";
+      given += shape.size() > 6 ? ", ...)" : shape.size() == 1 ? ",)" : ")";
       npy_invalid(path_, "must hold a 2-D array (n_samples, n_features), got shape " + given +
                              " (" + std::to_string(shape.size()) + "-D)");
     }
@@ -131,7 +133,7 @@ class NpyDictParser {
 
  private:
   [[noreturn]] void malformed(const std::string& what) const {
-    npy_invalid(path_, "has a malformed header: " + what + " in \"" + s_ + "\"");
+    npy_invalid(path_, "has a malformed header: " + what + " in \"" + excerpt(s_) + "\"");
   }
   void skip_ws() {
     while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n')) ++pos_;
@@ -229,6 +231,8 @@ class RawReader {
   RawReader(const RawReader&) = delete;
   RawReader& operator=(const RawReader&) = delete;
 
+  const std::string& path() const { return path_; }
+
   void read(std::uint64_t offset, char* dst, std::uint64_t bytes) {
     // MPI counts are int: go in pieces well below 2 GiB.
     constexpr std::uint64_t piece = std::uint64_t(1) << 30;
@@ -293,11 +297,25 @@ void read_elements(RawReader& file, std::uint64_t offset, eT* dst, std::size_t n
       file.read(offset + std::uint64_t(done) * sizeof(F), reinterpret_cast<char*>(buf.data()),
                 std::uint64_t(now) * sizeof(F));
       if (!little_endian_host()) swap_bytes(buf.data(), now);
-      for (std::size_t i = 0; i < now; ++i) dst[done + i] = static_cast<eT>(buf[i]);
+      for (std::size_t i = 0; i < now; ++i) {
+        // float64 -> float32: a finite value out of float32's range would
+        // become infinity (and the data then be refused as non-finite).
+        if constexpr (sizeof(F) > sizeof(eT))
+          if (std::isfinite(buf[i]) && std::abs(buf[i]) > F(std::numeric_limits<eT>::max()))
+            throw std::invalid_argument(
+                "unmix::io::read_npy: '" + file.path() + "' holds the value " +
+                number_text(double(buf[i])) + " (at byte " +
+                std::to_string(offset + std::uint64_t(done + i) * sizeof(F)) +
+                "), outside the float32 range (magnitude <= 3.4e38): read it as float64");
+        dst[done + i] = static_cast<eT>(buf[i]);
+      }
       done += now;
     }
   }
 }
+
+// The longest header accepted (format 1.0's limit).
+constexpr std::uint64_t npy_max_header = 65535;
 
 inline std::uint64_t read_le(const unsigned char* p, int bytes) {
   std::uint64_t v = 0;
@@ -319,11 +337,18 @@ inline NpyHeader read_npy_header(const std::string& path) {
     throw std::runtime_error("unmix::io::read_npy: '" + path + "': file not found");
   if (fs::is_directory(st))
     throw std::runtime_error("unmix::io::read_npy: '" + path + "' is a folder, not a .npy file");
+  // Sizes are checked against the file's: a pipe or device has none.
+  if (!fs::is_regular_file(st))
+    throw std::runtime_error("unmix::io::read_npy: '" + path +
+                             "' is not a regular file (a pipe or a device?): expected a .npy file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw std::runtime_error("unmix::io::read_npy: cannot open '" + path + "' for reading (" +
                              std::strerror(errno) + ")");
   const std::uint64_t size = fs::file_size(path, ec);
+  if (ec)
+    throw std::runtime_error("unmix::io::read_npy: cannot find the size of '" + path + "' (" +
+                             ec.message() + ")");
 
   NpyHeader h;
   h.path = path;
@@ -341,6 +366,13 @@ inline NpyHeader read_npy_header(const std::string& path) {
   in.read(reinterpret_cast<char*>(pre + 8), len_bytes);
   if (in.gcount() < len_bytes) detail::npy_invalid(path, "is truncated inside its header");
   const std::uint64_t header_len = detail::read_le(pre + 8, len_bytes);
+  // numpy writes about 128 bytes for a 2-D float array; only structured
+  // dtypes (refused anyway) need more than format 1.0's 64 KiB.
+  if (header_len > detail::npy_max_header)
+    detail::npy_invalid(path, "is corrupted: its header length field says " +
+                              std::to_string(header_len) + " bytes, more than the " +
+                              std::to_string(detail::npy_max_header) +
+                              " a 2-D float64/float32 array's header can take");
   if (header_len > size)
     detail::npy_invalid(path, "is truncated: its header says " + std::to_string(header_len) +
                               " bytes of header text, the file has " + std::to_string(size) +
@@ -360,12 +392,11 @@ inline NpyHeader read_npy_header(const std::string& path) {
     detail::npy_invalid(path, "declares an impossibly large shape (" + std::to_string(rows) +
                               ", " + std::to_string(cols) + ")");
   const std::uint64_t data_bytes = rows * cols * h.word;
-  if (size < h.data_offset + data_bytes)
+  if (h.data_offset > size || data_bytes > size - h.data_offset)
     detail::npy_invalid(path, "is truncated: its header declares a " + std::to_string(rows) +
                               " x " + std::to_string(cols) + " " + h.dtype() + " array (" +
-                              std::to_string(h.data_offset) + " bytes of header + " +
-                              std::to_string(data_bytes) + " bytes of data = " +
-                              std::to_string(h.data_offset + data_bytes) + " bytes), the file has " +
+                              std::to_string(data_bytes) + " bytes of data after " +
+                              std::to_string(h.data_offset) + " bytes of header), the file has " +
                               std::to_string(size) + " bytes");
   return h;
 }
@@ -381,7 +412,8 @@ arma::Mat<eT> read_npy_block(const NpyHeader& h, comm::Range rows, comm::Range c
                              bool transpose = false) {
   static_assert(std::is_same_v<eT, double> || std::is_same_v<eT, float>,
                 "unmix::io::read_npy_block reads float64 or float32 matrices");
-  if (rows.first + rows.count > h.rows || cols.first + cols.count > h.cols)
+  if (rows.count > h.rows || rows.first > h.rows - rows.count || cols.count > h.cols ||
+      cols.first > h.cols - cols.count)
     throw std::invalid_argument(
         "unmix::io::read_npy_block: the block rows [" + std::to_string(rows.first) + ", " +
         std::to_string(rows.first + rows.count) + ") x cols [" + std::to_string(cols.first) + ", " +
@@ -409,8 +441,11 @@ arma::Mat<eT> read_npy_block(const NpyHeader& h, comm::Range rows, comm::Range c
     else
       for (arma::uword j = 0; j < bc.count; ++j) run(j, br.count);
   }
-  // B is the block (Fortran order) or its transpose (C order).
-  if (h.fortran_order == transpose) return B.t();
+  // B is the block (Fortran order) or its transpose (C order). (Armadillo's
+  // transpose of an empty n x 0 matrix forms a reference through a null
+  // pointer, so empty blocks are made directly.)
+  if (h.fortran_order == transpose)
+    return B.n_elem == 0 ? arma::Mat<eT>(B.n_cols, B.n_rows) : arma::Mat<eT>(B.t());
   return B;
 }
 
