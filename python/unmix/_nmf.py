@@ -239,9 +239,7 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     W, H, callback, verbose, time_limit = o["W"], o["H"], o["callback"], o["verbose"], o["time_limit"]
     M = as_core_matrix(X)
     n_samples, n_features = M.shape
-    # More components than the larger side of X cannot be told apart, and
-    # the factors would not fit in memory long before the core said so.
-    k = check_int(n_components, "n_components", 1, max(n_samples, n_features))
+    k = check_int(n_components, "n_components", 1)
     loss = check_choice(o["loss"], "loss", LOSSES)
     if solver is None:
         solver = "mu" if loss == "kl" else "bpp"
@@ -257,6 +255,12 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
             f"n_components must be <= min(n_samples, n_features) = {min(n_samples, n_features)} "
             f"for init={init!r} (use init='random' for more components), got {k}"
         )
+    limit = max(1024, 16 * max(n_samples, n_features))
+    if k > limit:
+        # Far more components than X has rows or columns only fill memory
+        # (k x k Gram matrices): refused by name before the core tries.
+        raise ValueError(f"n_components must be <= {limit} for X of shape ({n_samples}, "
+                         f"{n_features}), got {k}")
     if init == "custom":
         if W is None or H is None:
             raise ValueError("init='custom' needs both W and H, got "
@@ -279,12 +283,14 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         "solver": solver,
         "init": init,
         "loss": loss,
-        "max_iter": check_int(max_iter, "max_iter", 1, 2**31 - 1),
+        "max_iter": check_int(max_iter, "max_iter", 1),
         "tol": check_nonneg(tol, "tol"),
         "seed": seed,
         "transposed": M.transposed,
         "data_name": "X",
     }
+    if options["max_iter"] > 2**31 - 1:
+        raise ValueError(f"max_iter must be <= {2**31 - 1}, got {options['max_iter']}")
     if time_limit is not None:
         limit = check_nonneg(time_limit, "time_limit")
         if limit == 0:
