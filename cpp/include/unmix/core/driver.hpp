@@ -146,17 +146,15 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
       gram[1 - s] *= eT(alpha * alpha);
       step[1 - s].prepare(*F[1 - s], false);
     }
-  }
-  if (resume) {
+    step[0].start(gram[0]);
+    step[1].start(gram[1]);
+  } else {
     step[0].restore(resume->fixed_at_start.at(0));
     step[1].restore(resume->fixed_at_start.at(1));
     res.objective = resume->objective;
     res.rel_error = resume->rel_error;
     res.events = resume->events;
     res.n_iter = resume->iteration;
-  } else {
-    step[0].start(gram[0]);
-    step[1].start(gram[1]);
   }
   const double elapsed_before = resume ? resume->elapsed : 0.0;
   const double data_rms = std::sqrt(norm2 / (double(m) * double(n)));
