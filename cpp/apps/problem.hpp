@@ -135,9 +135,6 @@ Problem describe(const Args& a, int ranks) {
   samples.name = "W";
   features.name = "H";
   features.minvol = a.minvol_H;
-  if (ranks > 1 && (a.graph_ny > 0 || !a.fixed_H.empty()))
-    throw UsageError("--graph-W and --fixed-H run on 1 rank (the distributed driver does not "
-                     "have them yet), got " + std::to_string(ranks) + " ranks");
   if (a.smooth_W > 0 && a.graph_ny == 0)
     throw UsageError("--smooth-W needs --graph-W grid:NYxNX");
   if (a.graph_ny > 0) {
@@ -160,6 +157,17 @@ Problem describe(const Args& a, int ranks) {
     features.fixed_values = E.t();
   }
   return p;
+}
+
+// The core takes the known spectra of this rank's rows of the features
+// factor only.
+template <typename Comm>
+void keep_own_rows(Problem& p, const Comm& comm) {
+  unmix::FactorOptions& features = p.transposed ? p.opt.W : p.opt.H;
+  if (features.fixed_cols.empty()) return;
+  const unmix::comm::Range own = p.transposed ? comm.W_rows(p.m) : comm.H_rows(p.n);
+  features.fixed_values = own.count ? arma::mat(features.fixed_values.rows(own.first, own.first + own.count - 1))
+                                    : arma::mat(0, features.fixed_cols.size());
 }
 
 // Rank 0 checks that the outputs can be written before hours of compute.

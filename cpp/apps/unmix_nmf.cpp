@@ -338,6 +338,7 @@ int run(int argc, char** argv) {
 #else
   const Comm comm;
 #endif
+  keep_own_rows(p, comm);
   return p.dtype == "float32" ? fit<float>(a, p, comm, team, wall)
                               : fit<double>(a, p, comm, team, wall);
 }

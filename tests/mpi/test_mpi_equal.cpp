@@ -1,6 +1,8 @@
 // Distributed = serial: on every grid, each solver, dense and sparse, float64
 // and float32, the rows of W and H a rank owns equal the serial factors' rows
-// from the same seed, to rounding. Run under mpiexec with any number of ranks.
+// from the same seed, to rounding; also with graph smoothness on both factors
+// (neighbour rows fetched from other ranks) and a known column of H. Run
+// under mpiexec with any number of ranks.
 #include <mpi.h>
 
 #include <cstdio>
@@ -30,9 +32,23 @@ arma::Mat<eT> test_matrix(arma::uword m, arma::uword n, bool sparse_pattern) {
   return M;
 }
 
+// A chain through the rows plus random long links, symmetric: neighbours on
+// this rank, on the next and on ranks far away.
+std::shared_ptr<const arma::sp_mat> test_graph(arma::uword n, unsigned seed) {
+  arma::arma_rng::set_seed(seed);
+  arma::sp_mat S(n, n);
+  for (arma::uword i = 0; i + 1 < n; ++i) S(i, i + 1) = S(i + 1, i) = 1.0;
+  for (int t = 0; t < int(n) / 2; ++t) {
+    const arma::uword a = arma::randi<arma::uword>(arma::distr_param(0, int(n) - 1));
+    const arma::uword b = arma::randi<arma::uword>(arma::distr_param(0, int(n) - 1));
+    if (a != b) S(a, b) = S(b, a) = 0.5;
+  }
+  return std::make_shared<const arma::sp_mat>(S);
+}
+
 template <typename eT>
 void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool sparse, bool transposed,
-              unmix::Loss loss = unmix::Loss::frobenius) {
+              unmix::Loss loss = unmix::Loss::frobenius, bool constrained = false) {
   const arma::uword m = 37, n = 29, k = 4;  // not divisible by the grids
   const arma::Mat<eT> M = test_matrix<eT>(m, n, sparse);
   unmix::Options o;
@@ -45,9 +61,25 @@ void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool spars
   o.W.l1 = 0.01;
   o.H.l2 = 0.1;
   o.loss = loss;
+  arma::mat known;
+  if (constrained) {
+    o.W.graph = test_graph(m, 5);
+    o.W.smooth = 0.3;
+    o.H.graph = test_graph(n, 6);
+    o.H.smooth = 0.2;
+    o.H.fixed_cols = {2};
+    arma::arma_rng::set_seed(8);
+    known = arma::randu(n, 1);
+    o.H.fixed_values = known;
+  }
   const auto serial = unmix::nmf(M, k, o);
 
   unmix::comm::MpiGrid grid(MPI_COMM_WORLD, pr, pc, m, n);
+  if (constrained) {  // each rank gives the known values of its own rows
+    const auto hr = grid.H_rows(n);
+    o.H.fixed_values = hr.count ? arma::mat(known.rows(hr.first, hr.first + hr.count - 1))
+                                : arma::mat(0, 1);
+  }
   const auto rows = grid.block_rows(), cols = grid.block_cols();
   const arma::Mat<eT> block = M.submat(rows.first, cols.first, rows.first + rows.count - 1,
                                        cols.first + cols.count - 1);
@@ -66,6 +98,7 @@ void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool spars
                            " solver " + unmix::to_string(solver) + " init " + unmix::to_string(init) +
                            (sparse ? " sparse" : " dense") + (transposed ? " transposed" : "") +
                            (loss == unmix::Loss::kl ? " kl" : "") +
+                           (constrained ? " graph+fixed" : "") +
                            (std::is_same_v<eT, float> ? " float32" : " float64");
   check(dist.n_iter == serial.n_iter, what + ": iterations", grid.rank());
   check(arma::abs(dist.W - W_ref).max() <= tol * arma::abs(serial.W).max(), what + ": W", grid.rank());
@@ -90,9 +123,13 @@ int main(int argc, char** argv) {
         run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, false);
         run_case<float>(pr, pc, solver, unmix::Init::random, sparse, true);
         cases += 2;
+        run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, sparse,
+                         unmix::Loss::frobenius, true);
+        ++cases;
         if (solver == unmix::Solver::mu) {
           run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, true, unmix::Loss::kl);
-          ++cases;
+          run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, false, unmix::Loss::kl, true);
+          cases += 2;
         }
       }
     }

@@ -67,5 +67,23 @@ def test_kl_errors() -> None:
         unmix.nmf(X, 3, loss="l1")
     with pytest.raises(ValueError, match="KL loss is solved by solver 'mu', got 'hals'"):
         unmix.nmf(X, 3, loss="kl", solver="hals")
-    with pytest.raises(ValueError, match="only l1, l2 and graph"):
-        unmix.nmf(X, 3, loss="kl", sum_to_one=True)
+    with pytest.raises(ValueError, match="minimum-volume is not available with the KL loss"):
+        unmix.nmf(X, 3, loss="kl", minvol_H=1.0)
+
+
+def test_kl_with_sum_to_one_bounds_and_known_spectra() -> None:
+    """Every hard constraint with the KL loss: met exactly, objective monotone."""
+    X, _, H_true = poisson_mixture(30)
+    for kw in (dict(sum_to_one=True), dict(sum_to_one=True, bounds_W=(0.0, [0.9, 0.8, 0.9])),
+               dict(bounds_W=(0.01, 50.0), bounds_H=(0.0, 2 * H_true.max())),
+               dict(fixed_H=H_true[:1], sum_to_one=True)):
+        r = unmix.nmf(X, 3, loss="kl", max_iter=60, tol=0, random_state=0, **kw)
+        assert np.all(np.diff(r.objective) <= 1e-10 * r.objective[0]), kw
+        assert r.W.min() >= 0, kw
+        if kw.get("sum_to_one"):
+            np.testing.assert_allclose(r.W.sum(axis=1), 1.0, atol=1e-9)
+        if "bounds_W" in kw:
+            lo, hi = kw["bounds_W"]
+            assert (r.W >= np.asarray(lo) - 1e-15).all() and (r.W <= np.asarray(hi) + 1e-15).all(), kw
+        if "fixed_H" in kw:
+            np.testing.assert_array_equal(r.H[:1], H_true[:1])

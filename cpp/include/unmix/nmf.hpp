@@ -157,40 +157,32 @@ void validate(const Options& opt, arma::uword m, arma::uword n, arma::uword k,
   detail::check_constraints(opt.H, opt.H.name.empty() ? "H" : opt.H.name, n, k, hr);
 }
 
-// What only some rules can do exactly, and what the distributed driver does
-// not do yet, is refused with the names of those that can.
-template <template <typename> class Rule, typename Comm>
-void check_support(const Options& opt, const Comm& comm) {
-  if (opt.loss == Loss::kl) {
-    if (std::string(Rule<double>::name) != "mu")
-      throw std::invalid_argument(std::string("unmix::nmf: the KL loss is solved by solver 'mu', got '") +
-                                  Rule<double>::name + "'");
-    for (const auto* f : {&opt.W, &opt.H})
-      if (f->bounded() || f->simplex || !f->fixed_cols.empty())
-        throw std::invalid_argument("unmix::nmf: with the KL loss, only l1, l2 and graph smoothness "
-                                    "are available (no bounds, sum-to-one or fixed columns yet)");
-  }
+// What only some rules can do exactly is refused with the names of those
+// that can.
+template <template <typename> class Rule>
+void check_support(const Options& opt) {
+  if (opt.loss == Loss::kl && std::string(Rule<double>::name) != "mu")
+    throw std::invalid_argument(std::string("unmix::nmf: the KL loss is solved by solver 'mu', got '") +
+                                Rule<double>::name + "'");
   for (const auto* f : {&opt.W, &opt.H}) {
     const std::string name = !f->name.empty() ? f->name : (f == &opt.W ? "W" : "H");
     if (f->bounded() && !Rule<double>::supports_bounds)
       throw std::invalid_argument("unmix::nmf: bounds on " + name +
                                   " are not supported by solver '" + Rule<double>::name +
                                   "'; use 'hals', 'mu' or 'admm'");
-    if (f->bounded() && f->simplex && std::string(Rule<double>::name) != "admm")
+    if (f->bounded() && f->simplex && opt.loss != Loss::kl && std::string(Rule<double>::name) != "admm")
       throw std::invalid_argument("unmix::nmf: bounds together with sum-to-one on " + name +
-                                  " are solved by solver 'admm', not '" + Rule<double>::name + "'");
+                                  " are solved by solver 'admm' (or 'mu' with the KL loss), not '" +
+                                  Rule<double>::name + "'");
+    if (f->minvol > 0 && opt.loss == Loss::kl)
+      throw std::invalid_argument("unmix::nmf: minimum-volume is not available with the KL loss");
     if (f->minvol > 0 && std::string(Rule<double>::name) == "mu")
       throw std::invalid_argument("unmix::nmf: minimum-volume on " + name +
                                   " is not supported by solver 'mu'; use 'bpp', 'hals' or 'admm'");
-    if (f->minvol > 0 && opt.loss == Loss::kl)
-      throw std::invalid_argument("unmix::nmf: minimum-volume is not available with the KL loss");
     if (f->simplex && !Rule<double>::supports_simplex)
       throw std::invalid_argument("unmix::nmf: the sum-to-one constraint on " + name +
                                   " is not supported by solver '" + Rule<double>::name +
                                   "'; use 'bpp', 'mu' or 'admm'");
-    if (comm.size() > 1 && (f->smooth > 0 || !f->fixed_cols.empty()))
-      throw std::invalid_argument(std::string("unmix::nmf: graph smoothness and fixed columns on ") +
-                                  name + " are not available in the distributed driver yet");
   }
 }
 
@@ -215,7 +207,7 @@ Result<typename Data::elem_type> nmf(const Data& data, const Comm& comm, arma::u
     throw_invalid("unmix::nmf", "checkpoint seconds", "> 0", checkpointing.seconds);
   return with_rule(opt.solver, [&](auto tag) {
     using Tag = decltype(tag);
-    check_support<Tag::template rule, Comm>(opt, comm);
+    check_support<Tag::template rule>(opt);
     return Driver<eT, Tag::template rule, Comm>(opt).run(data, comm, m, n, k, W0, H0, callback,
                                                        checkpointing);
   });

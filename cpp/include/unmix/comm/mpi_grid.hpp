@@ -3,8 +3,11 @@
 // §2) on a pr x pc process grid. Include only when building with MPI.
 #include <mpi.h>
 
+#include <algorithm>
 #include <armadillo>
 #include <cstdint>
+#include <iterator>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -24,9 +27,22 @@ template <> inline MPI_Datatype mpi_type<float>() { return MPI_FLOAT; }
 // analysis charges), computed from the sizes actually moved.
 struct CommStats {
   double all_reduce_words = 0, all_gather_words = 0, reduce_scatter_words = 0;
+  double halo_words = 0;  // neighbour rows of a graph term (RowExchange)
   double seconds = 0;
   std::uint64_t calls = 0;
-  double words() const { return all_reduce_words + all_gather_words + reduce_scatter_words; }
+  double words() const {
+    return all_reduce_words + all_gather_words + reduce_scatter_words + halo_words;
+  }
+};
+
+// Which rows of a row-distributed factor travel where, so that each rank
+// receives the rows owned elsewhere that it asked for (the neighbours of its
+// rows in a graph), in the order of owner rank: built once, used every
+// iteration.
+struct RowExchange {
+  std::vector<int> send_counts, send_displs, recv_counts, recv_displs;  // in rows
+  std::vector<arma::uword> send_rows;  // this rank's local row indices, packed in order
+  std::vector<arma::uword> recv_rows;  // global index of each received row, in order
 };
 
 // Rank r = i * pc + j sits at grid row i, column j, and holds the block of M
@@ -122,6 +138,78 @@ class MpiGrid {
   template <typename eT>
   arma::Mat<eT>& scatter_H(arma::Mat<eT>& R, arma::Mat<eT>& buf) const {
     return reduce_scatter(R, col_comm_, split(n_, pc_, col_), pr_, buf);
+  }
+
+  // Plans the exchange of the global rows `wanted` (none owned here) of W
+  // (W_side) or H, each row from its owner. Collective.
+  RowExchange row_exchange(bool W_side, const std::vector<arma::uword>& wanted) const {
+    const int p = size();
+    std::vector<std::pair<arma::uword, int>> starts;  // (first owned row, rank), by row
+    for (int r = 0; r < p; ++r) {
+      const int i = r / pc_, j = r % pc_;
+      const Range own = W_side ? piece(split(m_, pr_, i), pc_, j) : piece(split(n_, pc_, j), pr_, i);
+      if (own.count > 0) starts.push_back({own.first, r});
+    }
+    std::sort(starts.begin(), starts.end());
+    std::vector<std::vector<unsigned long long>> ask(p);
+    for (arma::uword g : wanted) {
+      auto at = std::upper_bound(starts.begin(), starts.end(), std::make_pair(g, p));
+      ask[std::prev(at)->second].push_back(g);
+    }
+    RowExchange x;
+    x.recv_counts.resize(p);
+    x.recv_displs.resize(p);
+    x.send_counts.resize(p);
+    x.send_displs.resize(p);
+    std::vector<unsigned long long> asked;
+    for (int r = 0; r < p; ++r) {
+      x.recv_counts[r] = int(ask[r].size());
+      x.recv_displs[r] = int(asked.size());
+      asked.insert(asked.end(), ask[r].begin(), ask[r].end());
+    }
+    x.recv_rows.assign(asked.begin(), asked.end());
+    MPI_Alltoall(x.recv_counts.data(), 1, MPI_INT, x.send_counts.data(), 1, MPI_INT, world_);
+    int total = 0;
+    for (int r = 0; r < p; ++r) {
+      x.send_displs[r] = total;
+      total += x.send_counts[r];
+    }
+    std::vector<unsigned long long> requested(std::size_t(total) + 1);
+    MPI_Alltoallv(asked.data(), x.recv_counts.data(), x.recv_displs.data(), MPI_UNSIGNED_LONG_LONG,
+                  requested.data(), x.send_counts.data(), x.send_displs.data(),
+                  MPI_UNSIGNED_LONG_LONG, world_);
+    const arma::uword first = (W_side ? W_rows(m_) : H_rows(n_)).first;
+    for (int t = 0; t < total; ++t) x.send_rows.push_back(arma::uword(requested[t]) - first);
+    return x;
+  }
+
+  // The rows the plan asks for, from their owners' F, into halo (one row
+  // each, in the plan's order). Collective.
+  template <typename eT>
+  void exchange_rows(const RowExchange& x, const arma::Mat<eT>& F, arma::Mat<eT>& halo) const {
+    const Stopwatch t;
+    const int k = int(F.n_cols), p = size();
+    arma::Mat<eT>& send_ = send_buf<eT>();
+    arma::Mat<eT>& recv_ = recv_buf<eT>();
+    // Rows travel as columns of the transpose: each one contiguous.
+    send_.set_size(F.n_cols, std::max<std::size_t>(x.send_rows.size(), 1));
+    for (std::size_t t = 0; t < x.send_rows.size(); ++t) send_.col(t) = F.row(x.send_rows[t]).t();
+    recv_.set_size(F.n_cols, std::max<std::size_t>(x.recv_rows.size(), 1));
+    std::vector<int> sc(p), sd(p), rc(p), rd(p);
+    for (int r = 0; r < p; ++r) {
+      sc[r] = x.send_counts[r] * k;
+      sd[r] = x.send_displs[r] * k;
+      rc[r] = x.recv_counts[r] * k;
+      rd[r] = x.recv_displs[r] * k;
+    }
+    MPI_Alltoallv(send_.memptr(), sc.data(), sd.data(), mpi_type<eT>(), recv_.memptr(), rc.data(),
+                  rd.data(), mpi_type<eT>(), world_);
+    if (x.recv_rows.empty())
+      halo.set_size(0, F.n_cols);
+    else
+      halo = recv_.cols(0, x.recv_rows.size() - 1).t();
+    stats_.halo_words += double(x.send_rows.size()) * k;
+    account(t);
   }
 
   const CommStats& stats() const { return stats_; }

@@ -110,6 +110,10 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   arma::Mat<eT>* F[2] = {&W, &H};
   const FactorOptions* fopt[2] = {&opt_.W, &opt_.H};
   FactorStep<eT, Rule> step[2] = {FactorStep<eT, Rule>(opt_.W, k), FactorStep<eT, Rule>(opt_.H, k)};
+  if constexpr (Comm::distributed) {
+    step[0].distribute(comm, true, comm.W_rows(m));
+    step[1].distribute(comm, false, comm.H_rows(n));
+  }
   // A resumed factor is already feasible; projecting it again could move it
   // by rounding and the run would no longer be the uninterrupted one.
   step[0].prepare(W, !resume);

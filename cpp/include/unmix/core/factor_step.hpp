@@ -26,6 +26,13 @@ class FactorStep {
     free_feasible_ = feasible_.columns(free_);
   }
 
+  // On a distributed grid: this rank owns the rows `own` of the factor (of
+  // W when W_side), and the graph term fetches the neighbours it needs.
+  template <typename Comm>
+  void distribute(const Comm& comm, bool W_side, comm::Range own) {
+    penalty_.graph.distribute(comm, W_side, own);
+  }
+
   // Puts a starting factor in shape: fixed columns get their values, the
   // rest moves into the feasible set (unless it is known to be there).
   void prepare(arma::Mat<eT>& F, bool project = true) {
@@ -62,10 +69,10 @@ class FactorStep {
   }
 
   // One Kullback-Leibler half-step: R = (M ./ W H^T) times the other factor,
-  // colsum the other factor's column sums (bounds, the simplex and fixed
-  // columns are refused for this loss before the run starts).
+  // colsum the other factor's column sums. Its surrogate is separable, so
+  // fixed columns are simply not updated.
   void update_kl(const arma::Row<eT>& colsum, const arma::Mat<eT>& R, arma::Mat<eT>& F) {
-    rules::mu_kl_update(colsum, R, F, penalty_);
+    kl_rule_.update(colsum, R, F, penalty_, feasible_, free_);
     penalty_.track(F);
   }
 
@@ -94,6 +101,7 @@ class FactorStep {
   Feasible<eT> feasible_, free_feasible_;
   arma::uvec free_, fixed_;
   Rule<eT> rule_;
+  rules::MUKL<eT> kl_rule_;
   arma::Mat<eT> G_, Rw_, Gf_, Rf_, Ff_;
 };
 

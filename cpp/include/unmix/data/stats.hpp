@@ -45,7 +45,8 @@ template <typename eT>
 inline eT kl_weight(KLPass& pass, eT x, eT p) {
   if (!(x > 0)) return eT(0);
   const double pd = std::max(double(p), std::numeric_limits<double>::min());
-  pass.log_term += double(x) * std::log(double(x) / pd);
+  // log x - log p, not log(x / p): x / p underflows for subnormal x.
+  pass.log_term += double(x) * (std::log(double(x)) - std::log(pd));
   pass.cross += double(x) * double(p);
   return static_cast<eT>(double(x) / pd);
 }

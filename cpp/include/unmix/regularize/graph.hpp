@@ -1,6 +1,10 @@
 #pragma once
+#include <algorithm>
 #include <armadillo>
-#include <memory>
+#include <functional>
+#include <vector>
+
+#include "../comm/split.hpp"
 
 namespace unmix::regularize {
 
@@ -14,6 +18,13 @@ namespace unmix::regularize {
 // gamma (S F~ + (2 d_max - d) .* F~) to R — both non-negative, so every rule,
 // MU included, minimizes a surrogate that touches the objective at F~ and the
 // objective stays monotone.
+//
+// In the distributed driver each rank keeps its own rows of S and receives,
+// every time F changes, the rows of F that its rows are linked to on other
+// ranks (distribute()). For a grid graph of ny x nx pixels in row order that
+// is about nx rows from each of the two neighbouring ranks: 2 nx k words per
+// rank per half-step (4 nx k with 8 neighbours across a corner, still two
+// image rows deep), against the (m/p) k words of the factor itself.
 template <typename eT>
 class Graph {
  public:
@@ -26,9 +37,49 @@ class Graph {
   }
   bool active() const { return gamma_ > 0; }
 
+  // Keeps the rows `own` of S (this rank's rows of F) and plans to fetch the
+  // rows of F they link to from their owners: comm.row_exchange /
+  // comm.exchange_rows of the distributed communicator. Collective.
+  template <typename Comm>
+  void distribute(const Comm& comm, bool W_side, comm::Range own) {
+    if (!active()) return;
+    const arma::uword last = own.first + own.count;
+    arma::SpMat<eT> mine = own.count ? arma::SpMat<eT>(S_.rows(own.first, last - 1))
+                                     : arma::SpMat<eT>(0, S_.n_cols);
+    std::vector<arma::uword> wanted;
+    for (auto e = mine.begin(); e != mine.end(); ++e)
+      if (e.col() < own.first || e.col() >= last) wanted.push_back(e.col());
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    auto plan = comm.row_exchange(W_side, wanted);
+    // Columns of the local S: own rows first, then the halo in the plan's order.
+    std::vector<arma::uword> where(S_.n_cols, 0);
+    for (arma::uword c = own.first; c < last; ++c) where[c] = c - own.first;
+    for (std::size_t t = 0; t < plan.recv_rows.size(); ++t) where[plan.recv_rows[t]] = own.count + t;
+    arma::umat at(2, mine.n_nonzero);
+    arma::Col<eT> values(mine.n_nonzero);
+    arma::uword t = 0;
+    for (auto e = mine.begin(); e != mine.end(); ++e, ++t) {
+      at(0, t) = e.row();
+      at(1, t) = where[e.col()];
+      values[t] = *e;
+    }
+    S_ = arma::SpMat<eT>(at, values, own.count, own.count + plan.recv_rows.size());
+    degree_ = own.count ? arma::Col<eT>(degree_.subvec(own.first, last - 1)) : arma::Col<eT>();
+    fetch_ = [&comm, plan = std::move(plan)](const arma::Mat<eT>& F, arma::Mat<eT>& halo) {
+      comm.exchange_rows(plan, F, halo);
+    };
+  }
+
   // S F for the current F: needed by the next half-step and the objective.
   void track(const arma::Mat<eT>& F) {
-    if (active()) SF_ = S_ * F;
+    if (!active()) return;
+    if (!fetch_) {
+      SF_ = S_ * F;
+      return;
+    }
+    fetch_(F, halo_);
+    SF_ = S_ * arma::join_cols(F, halo_);
   }
   void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F) const {
     if (!active()) return;
@@ -63,7 +114,8 @@ class Graph {
   arma::SpMat<eT> S_;
   arma::Col<eT> degree_;
   eT d_max_ = 0;
-  arma::Mat<eT> SF_;
+  arma::Mat<eT> SF_, halo_;
+  std::function<void(const arma::Mat<eT>&, arma::Mat<eT>&)> fetch_;
 };
 
 }  // namespace unmix::regularize
