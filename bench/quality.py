@@ -1,7 +1,7 @@
 """Unmixing quality against ground truth: unmix and scikit-learn side by side.
 
     python bench/quality.py                 # every dataset and setting, ~100 s CPU
-    python bench/quality.py --quick         # the synthetic mixtures only, ~1 min
+    python bench/quality.py --quick         # the synthetic mixtures only, ~2.5 min
     python bench/quality.py --sweep gaussian   # weights over seeds x maps x SNR x starts, ~3 min
     python bench/quality.py --sweep poisson    # KL vs Frobenius over maps x counts x seeds, ~5 min
     python bench/quality.py --data DIR      # where shared/data is (default: found upwards)
@@ -27,16 +27,19 @@ given to scikit-learn as ``init="custom"`` too; or ``init="random"`` with the
 same seed. scikit-learn's NMF also runs with its defaults (best of 3 seeds by
 reconstruction error), as a user would.
 
-The weights are scale-free (``relative_smoothness``, ``relative_minvol``):
-both are multiples of the noise variance per entry, estimated from the
-differences of neighbouring pixels (``noise_variance``), so the same numbers
-work at any data scale and SNR. The recommended constrained fit
-(``constrained_unmix``) is sum-to-one + minimum volume for the endmembers,
-then the abundances re-fitted with the endmembers held fixed, sum-to-one +
-spatial smoothness: jointly with free endmembers the smoothness term of a
-sum-to-one model has a direction of descent that costs no fit (contract every
-abundance towards the mean, expand the endmembers by the inverse map) and the
-fit drifts along it (the "sum_to_one + smooth" rows show it).
+The weights are the library's scale-free ``"auto"`` ones
+(``unmix.preprocess.AUTO_SMOOTH_W``, ``AUTO_MINVOL_H``): multiples of the
+noise variance per entry that ``unmix.preprocess.noise_variance`` estimates
+from the image (the residual of its best rank-k approximation), so the same
+numbers work at any data scale and SNR. The recommended constrained fit
+(``constrained_unmix``, what ``unmix.unmix(..., sum_to_one=True,
+minvol_H="auto", smooth_W="auto")`` runs) is sum-to-one + minimum volume for
+the endmembers, then the abundances re-fitted with the endmembers held
+(``fixed_H`` with every row), sum-to-one + spatial smoothness: jointly with
+free endmembers the smoothness term of a sum-to-one model has a direction of
+descent that costs no fit (contract every abundance towards the mean, expand
+the endmembers by the inverse map) and the fit drifts along it (the
+"sum_to_one + smooth" rows show it).
 
 Where sum-to-one does not hold, none of this helps: Samson's pixel totals
 vary tenfold (shading, dark water), and every sum_to_one fit there is worse
@@ -62,62 +65,18 @@ import unmix
 import unmix.graphs as graphs
 import unmix.metrics as metrics
 from unmix import datasets
-from unmix._nmf import _fit  # the W-only half of nmf (update_H=False); see constrained_unmix
 from unmix.endmembers import abundances_from_endmembers, spa, vca
+from unmix.preprocess import AUTO_MINVOL_H, AUTO_SMOOTH_W, noise_variance
 
 MAPS = ("abundance_spatial_3em.mat", "abundance_squares_3em.mat")
 
-#: Scale-free weights of the recommended fit (see the helpers below).
-MINVOL = 0.01     # minimum-volume weight, relative (relative_minvol)
-SMOOTH = 30.0     # 1 / tau^2 of the abundance smoothness on graphs.grid(shape, 8)
 TOL = 1e-7        # tolerance of the constrained fits (run to convergence)
 COUNTS = 50.0     # mean counts per entry of the Poisson variant
 
 
 # ---------------------------------------------------------------------------
-# Scale-free weights: helpers that can move into the library as they are
+# The constrained fits, through the public API
 # ---------------------------------------------------------------------------
-
-
-def noise_variance(X: np.ndarray, spatial_shape: tuple[int, ...]) -> float:
-    """Noise variance per entry, from the image alone: the median over
-    4-neighbour pixel pairs of ``||x_i - x_j||^2 / (2 n_channels)``.
-
-    Neighbouring pixels have nearly the same signal except across edges,
-    which the median ignores; unbiased for white noise when most pairs lie
-    inside smooth regions (here within 5 % of the true variance)."""
-    G = graphs.grid(spatial_shape, 4).tocoo()
-    keep = G.row < G.col
-    d2 = np.einsum("ij,ij->i", X[G.row[keep]] - X[G.col[keep]], X[G.row[keep]] - X[G.col[keep]])
-    return float(np.median(d2) / (2 * X.shape[1]))
-
-
-def relative_smoothness(X: np.ndarray, spatial_shape: tuple[int, ...],
-                        strength: float = SMOOTH) -> float:
-    """``smooth_W`` for abundances on the simplex: ``strength * sigma^2``.
-
-    With sum-to-one abundances, ``1/(2 sigma^2) ||X - WH||^2 + 1/(2 tau^2)
-    sum_edges ||w_i - w_j||^2`` is the negative log-posterior of Gaussian
-    noise and Gaussian abundance steps of size tau between neighbours: the
-    weight of ``½ smooth_W tr(Wᵀ L W)`` beside ``½ ||X - WH||^2`` is
-    ``sigma^2 / tau^2``. ``strength = 1/tau^2`` is dimensionless (abundances
-    are fractions), so it does not depend on the data's units, its scale or
-    its SNR; the noise variance does, and sets the weight."""
-    return strength * noise_variance(X, spatial_shape)
-
-
-def relative_minvol(X: np.ndarray, spatial_shape: tuple[int, ...],
-                    strength: float = MINVOL) -> float:
-    """``minvol_H`` as ``strength * n_pixels * n_channels * sigma^2``: a
-    multiple of the expected residual ``||X - WH||^2`` at the noise level.
-
-    Scaling the data by s scales the fit term by s^2 and shifts
-    ``log det(H Hᵀ + δI)`` by a constant (δ follows the start's scale), so a
-    weight proportional to s^2 keeps the minimizer; with the noise in the
-    weight, the volume term gives way to the fit as the data get cleaner.
-    (Leplat, Gillis & Ang 2020 divide by ``|log det|`` of the start too,
-    which is not scale-free: it changes by k log s^2.)"""
-    return strength * X.size * noise_variance(X, spatial_shape)
 
 
 def edge_aware_grid(X: np.ndarray, spatial_shape: tuple[int, ...],
@@ -143,42 +102,34 @@ def pixel_start(X: np.ndarray, k: int, method: str = "spa", seed: int = 0
 
 
 def constrained_unmix(X: np.ndarray, k: int, spatial_shape: tuple[int, ...], *,
-                      minvol: float = MINVOL, smooth: float = SMOOTH, graph: Any = None,
+                      minvol: Any = "auto", smooth: Any = "auto", graph: Any = None,
                       **start: Any) -> Any:
     """The recommended constrained fit, from the start given in ``start``
     (``init=...``/``random_state=...`` or ``init="custom", W=..., H=...``):
 
-    1. endmembers: ``sum_to_one=True``, ``minvol_H = relative_minvol(...)``,
-       run to convergence (``tol=1e-7``: the majorized volume term takes
-       small steps, and the default ``tol=1e-5`` stops it half-way, at a
-       point that depends on the start and the data);
-    2. :func:`smooth_abundances` with those endmembers held fixed.
+    1. endmembers: ``sum_to_one=True``, ``minvol_H=minvol``, run to
+       convergence (``tol=1e-7``: the majorized volume term takes small
+       steps, and the default ``tol=1e-5`` stops it half-way, at a point
+       that depends on the start and the data);
+    2. :func:`smooth_abundances` with those endmembers held (none if
+       ``smooth`` is None).
 
     Returns the step-2 result (its ``n_iter`` is the sum of both steps)."""
-    r1 = unmix.nmf(X, k, sum_to_one=True, minvol_H=relative_minvol(X, spatial_shape, minvol),
-                   tol=TOL, max_iter=3000, **start)
-    if not smooth:
+    r1 = unmix.nmf(X, k, sum_to_one=True, minvol_H=minvol, tol=TOL, max_iter=3000, **start)
+    if smooth is None:
         return r1
-    r2 = smooth_abundances(X, r1.H, spatial_shape, smooth, graph, W=r1.W)
+    r2 = smooth_abundances(X, r1, spatial_shape, smooth, graph)
     return dataclasses.replace(r2, n_iter=r1.n_iter + r2.n_iter)
 
 
-def smooth_abundances(X: np.ndarray, H: np.ndarray, spatial_shape: tuple[int, ...],
-                      smooth: float = SMOOTH, graph: Any = None, W: Optional[np.ndarray] = None
-                      ) -> Any:
-    """Abundances for fixed endmembers ``H``: ``sum_to_one=True``, ``graph_W
-    = graph`` (default ``graphs.grid(shape, 8)``), ``smooth_W =
-    relative_smoothness(..., smooth)``, from ``W`` (default: NNLS on H).
-
-    This calls the private W-only half of ``nmf`` (``update_H=False``): the
-    public API cannot yet hold every endmember fixed (``fixed_H`` needs
-    ``n_known < n_components``; ``NMF.transform`` ignores ``graph_W``)."""
-    k = H.shape[0]
-    W0 = np.maximum(abundances_from_endmembers(X, H), 1e-6) if W is None else np.array(W)
+def smooth_abundances(X: np.ndarray, fit: Any, spatial_shape: tuple[int, ...],
+                      smooth: Any = "auto", graph: Any = None) -> Any:
+    """Step 2: the abundances for the endmembers of ``fit`` held
+    (``fixed_H=fit.H``), from ``fit.W``: ``sum_to_one=True``, ``graph_W =
+    graph`` (default ``graphs.grid(shape, 8)``), ``smooth_W=smooth``."""
     G = graphs.grid(spatial_shape, 8) if graph is None else graph
-    return _fit(X, k, solver="bpp", init="custom", W=W0, H=np.array(H), sum_to_one=True,
-                graph_W=G, smooth_W=relative_smoothness(X, spatial_shape, smooth),
-                max_iter=1000, tol=TOL, update_H=False)
+    return unmix.nmf(X, fit.H.shape[0], fixed_H=fit.H, W=fit.W, sum_to_one=True, graph_W=G,
+                     smooth_W=smooth, max_iter=1000, tol=TOL)
 
 
 # ---------------------------------------------------------------------------
@@ -229,11 +180,11 @@ def gaussian_settings(X, k, shape):
     stage1: dict[str, Any] = {}
 
     def minvol_spa():
-        stage1["spa"] = constrained_unmix(X, k, shape, smooth=0, **spa_start)
+        stage1["spa"] = constrained_unmix(X, k, shape, smooth=None, **spa_start)
         return stage1["spa"]
 
     def recommended_spa():  # step 2 of constrained_unmix on the step-1 result just timed
-        r = smooth_abundances(X, stage1["spa"].H, shape, W=stage1["spa"].W)
+        r = smooth_abundances(X, stage1["spa"], shape)
         return dataclasses.replace(r, n_iter=stage1["spa"].n_iter + r.n_iter)
 
     return [
@@ -245,12 +196,13 @@ def gaussian_settings(X, k, shape):
          lambda: unmix.nmf(X, k, sum_to_one=True, **spa_start)),
         ("unmix, SPA start: sum_to_one + smooth_W=0.01 (raw)", "s2o_smooth_raw",
          lambda: unmix.nmf(X, k, sum_to_one=True, graph_W=grid, smooth_W=0.01, **spa_start)),
-        (f"unmix, SPA start: sum_to_one + smooth (relative {SMOOTH:g}), joint", "s2o_smooth_spa",
-         lambda: unmix.nmf(X, k, sum_to_one=True, graph_W=grid,
-                           smooth_W=relative_smoothness(X, shape), **spa_start)),
-        (f"unmix, SPA start: sum_to_one + minvol (relative {MINVOL:g})", "minvol_spa", minvol_spa),
-        (f"unmix, SPA start: recommended = the above, then smooth (relative {SMOOTH:g}) with H "
-         "fixed", "recommended_spa", recommended_spa),
+        (f"unmix, SPA start: sum_to_one + smooth ('auto', {AUTO_SMOOTH_W:g} sigma^2), joint",
+         "s2o_smooth_spa",
+         lambda: unmix.nmf(X, k, sum_to_one=True, graph_W=grid, smooth_W="auto", **spa_start)),
+        (f"unmix, SPA start: sum_to_one + minvol ('auto', {AUTO_MINVOL_H:g} N C sigma^2)",
+         "minvol_spa", minvol_spa),
+        ("unmix, SPA start: recommended = the above, then smooth ('auto') with H fixed",
+         "recommended_spa", recommended_spa),
         ("unmix, random start: plain", "plain_random", lambda: unmix.nmf(X, k, **rand)),
         ("unmix, random start: recommended", "recommended_random",
          lambda: constrained_unmix(X, k, shape, **rand)),
@@ -343,21 +295,24 @@ def summary(rows) -> list[str]:
 def sweep(folder, seeds=3) -> None:
     """Robustness of the scale-free weights: maps x SNR x noise seeds x
     starts, one set of weights, no per-file tuning. Prints the change of the
-    scale-matched RMSE against plain NMF from the same start."""
-    variants = ["s2o+smooth joint", "minvol 0.005", "minvol 0.01", "minvol 0.02",
-                "rec. grid 10", "rec. grid 30", "rec. grid 100", "rec. edge-aware 1000"]
+    scale-matched RMSE against plain NMF from the same start. The strengths
+    are those of "auto" (minvol: x N C sigma^2, smoothness: x sigma^2) and
+    their neighbours; "auto" itself is minvol 0.01, grid 30."""
+    minvols, smooths = (0.005, AUTO_MINVOL_H, 0.02), (10, AUTO_SMOOTH_W, 100)
+    variants = (["s2o+smooth joint"] + [f"minvol {m:g}" for m in minvols]
+                + [f"rec. grid {c:g}" for c in smooths] + ["rec. edge-aware 1000"])
 
     def fits(X, k, sh, st):
-        yield unmix.nmf(X, k, sum_to_one=True, graph_W=graphs.grid(sh, 8),
-                        smooth_W=relative_smoothness(X, sh), **st)
+        sigma2 = noise_variance(X, k)
+        yield unmix.nmf(X, k, sum_to_one=True, graph_W=graphs.grid(sh, 8), smooth_W="auto", **st)
         stage1 = {}
-        for m in (0.005, 0.01, 0.02):
-            stage1[m] = constrained_unmix(X, k, sh, minvol=m, smooth=0, **st)
+        for m in minvols:
+            stage1[m] = constrained_unmix(X, k, sh, minvol=m * X.size * sigma2, smooth=None, **st)
             yield stage1[m]
-        for c in (10, 30, 100):
-            yield smooth_abundances(X, stage1[0.01].H, sh, c, W=stage1[0.01].W)
-        yield smooth_abundances(X, stage1[0.01].H, sh, 1000, edge_aware_grid(X, sh),
-                                W=stage1[0.01].W)
+        for c in smooths:
+            yield smooth_abundances(X, stage1[AUTO_MINVOL_H], sh, c * sigma2)
+        yield smooth_abundances(X, stage1[AUTO_MINVOL_H], sh, 1000 * sigma2,
+                                edge_aware_grid(X, sh))
 
     changes: dict[str, list[float]] = {v: [] for v in variants}
     print("| map | SNR | seed | start | plain RMSE | " + " | ".join(variants) + " |")

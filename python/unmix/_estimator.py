@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral, Real
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +50,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     feature_names_in_ : ndarray of str, when X has feature names
     objective_ : ndarray
         Penalized objective per iteration, ``[0]`` at the start.
+    weights_ : dict
+        The weights given as ``"auto"``, as the numbers used, and the noise
+        variance they were computed from (``NMFResult.weights``).
     explained_variance_ : ndarray of shape (n_components,)
         Per component, the energy of its rank-one term ``W[:, i] H[i]`` per
         sample: ``||W[:, i]||² ||H[i]||² / n_samples`` (float64), in the
@@ -75,12 +78,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "sum_to_one": ["boolean"],
         "graph_W": ["sparse matrix", None],
         "graph_H": ["sparse matrix", None],
-        "smooth_W": [Interval(Real, 0, None, closed="left")],
+        "smooth_W": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "smooth_H": [Interval(Real, 0, None, closed="left")],
         "bounds_W": [tuple, None],
         "bounds_H": [tuple, None],
         "fixed_H": ["array-like", None],
-        "minvol_H": [Interval(Real, 0, None, closed="left")],
+        "minvol_H": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -101,12 +104,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         sum_to_one: bool = False,
         graph_W: Any = None,
         graph_H: Any = None,
-        smooth_W: float = 0.0,
+        smooth_W: Union[float, str] = 0.0,
         smooth_H: float = 0.0,
         bounds_W: Optional[tuple[Any, Any]] = None,
         bounds_H: Optional[tuple[Any, Any]] = None,
         fixed_H: Any = None,
-        minvol_H: float = 0.0,
+        minvol_H: Union[float, str] = 0.0,
     ) -> None:
         self.n_components = n_components
         self.solver = solver
@@ -176,6 +179,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_components_ = k
         self.n_iter_ = result.n_iter
         self.objective_ = result.objective
+        self.weights_ = result.weights
         self.reconstruction_err_ = _frobenius_residual(X, result.W, result.H)
         self.explained_variance_ = _rank_one_energies(result.W, result.H)
         return result.W

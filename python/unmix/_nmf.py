@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
@@ -57,6 +58,9 @@ class NMFResult:
     # What the fit did on its own, as (iteration, description): a component
     # that died and was re-seeded, or that the penalties removed.
     events: list[tuple[int, str]] = field(default_factory=list)
+    # The weights given as "auto", as the numbers used, and the
+    # "noise_variance" they were computed from; empty when none was "auto".
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 def nmf(
@@ -81,12 +85,12 @@ def nmf(
     sum_to_one: bool = False,
     graph_W: Any = None,
     graph_H: Any = None,
-    smooth_W: float = 0.0,
+    smooth_W: Union[float, str] = 0.0,
     smooth_H: float = 0.0,
     bounds_W: Optional[tuple[Any, Any]] = None,
     bounds_H: Optional[tuple[Any, Any]] = None,
     fixed_H: Optional[np.ndarray] = None,
-    minvol_H: float = 0.0,
+    minvol_H: Union[float, str] = 0.0,
     checkpoint: Union[str, os.PathLike, None] = None,
     checkpoint_every: Optional[int] = None,
     checkpoint_interval: Optional[float] = None,
@@ -167,18 +171,40 @@ def nmf(
         n_samples × n_samples) or the columns of H (channels); see
         :mod:`unmix.graphs`. With ``smooth_W`` / ``smooth_H`` > 0 it adds
         ``½ smooth tr(Fᵀ L F)``, L the graph's Laplacian. All solvers.
+    smooth_W : float or "auto"
+        Weight of the smoothness of the abundances on ``graph_W`` (>= 0).
+        ``"auto"``: :data:`~unmix.preprocess.AUTO_SMOOTH_W` × σ² (30 σ²),
+        σ² the noise variance per entry of X
+        (:func:`unmix.preprocess.noise_variance` with k = n_components): the
+        maximum a posteriori weight for abundance steps of about 0.18
+        between neighbours, the same at any scale and SNR of the data. Only
+        with ``sum_to_one=True``, where abundances are fractions. The number
+        used is in ``result.weights``.
+    smooth_H : float
+        Weight of the smoothness of the spectra on ``graph_H`` (>= 0).
     bounds_W, bounds_H : (lo, hi), optional
         ``lo <= entries <= hi`` per component: scalars or arrays of length
         n_components (``lo >= 0``). Solvers "hals" and "mu".
     fixed_H : ndarray of shape (n_known, n_features), optional
-        Known endmember spectra: the first n_known rows of H are held at
-        these values while the others are learned. All solvers.
-    minvol_H : float
+        Known endmember spectra, ``1 <= n_known <= n_components``: the
+        first n_known rows of H are held at these values while the others
+        are learned. All solvers. With all n_components rows, H is not
+        fitted and only W is, under every W option (``sum_to_one``,
+        ``graph_W``/``smooth_W``, ``bounds_W``, ``l1_W``, ``l2_W``,
+        ``loss="kl"``); the H options (``l1_H``, ``l2_H``, ``bounds_H``,
+        ``graph_H``/``smooth_H``, ``minvol_H``) and a starting ``H`` are
+        refused. W then starts from ``W`` if given (``init`` None or
+        "custom"), else from the NNLS abundances on fixed_H floored at 1e-3
+        of their maximum (so that "mu" can move every entry).
+    minvol_H : float or "auto"
         Minimum-volume weight λ: adds ``λ log det(H Hᵀ / δ + I)`` (δ = 0.1 ×
         the mean squared norm of the starting endmembers; ≥ 0, with the
         minimizer of ``log det(H Hᵀ + δ I)``), which pulls the
         endmembers towards the data when pure pixels are rare. Solvers
-        "bpp" and "hals".
+        "bpp" and "hals". ``"auto"``:
+        :data:`~unmix.preprocess.AUTO_MINVOL_H` × n_samples × n_features ×
+        σ² (1 % of the residual expected at the noise level, σ² as for
+        ``smooth_W``), scale-free; the number used is in ``result.weights``.
 
     checkpoint : path, optional
         Write the state of the run to this file (``.npz``, replaced
@@ -213,6 +239,27 @@ def nmf(
 
     Notes
     -----
+    **Constrained unmixing** of a spectral image whose abundances are
+    fractions (pixel totals that the abundances explain) takes two fits, which
+    :func:`unmix.unmix` runs by itself (``sum_to_one=True`` with
+    ``smooth_W``): first the endmembers, with sum-to-one and minimum
+    volume, run to convergence; then the abundances for those endmembers,
+    with sum-to-one and spatial smoothness::
+
+        r1 = unmix.nmf(X, k, init="spa", sum_to_one=True, minvol_H="auto",
+                       tol=1e-7, max_iter=3000)
+        r2 = unmix.nmf(X, k, fixed_H=r1.H, W=r1.W, sum_to_one=True,
+                       graph_W=unmix.graphs.grid(spatial_shape, 8),
+                       smooth_W="auto", tol=1e-7, max_iter=3000)
+
+    On synthetic mixtures (``bench/quality.py``) this lowers the abundance
+    error by 30 % or more against plain NMF from the same start. Smoothness
+    with free endmembers does not work: for rows that sum to one,
+    ``W' = a W + (1 - a) 1 mᵀ`` (m the mean abundance, a < 1) is ``W A``
+    with ``A = a I + (1 - a) 1 mᵀ``, so ``H' = A⁻¹ H`` keeps ``W' H' = W H``
+    while the smoothness term shrinks by a²: the fit drifts towards
+    flattened abundances and exaggerated endmembers.
+
     A component that becomes zero everywhere (a bad start) gets one fresh
     random start, which may raise the objective at that iteration; under
     penalties it stays zero. Both are listed in ``result.events``. A factor
@@ -244,6 +291,13 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     if solver is None:
         solver = "mu" if loss == "kl" else "bpp"
     solver = check_choice(solver, "solver", SOLVERS)
+    seed = seed_from(o["random_state"])
+    resume_from = _resume_source(o)
+    known = None if o["fixed_H"] is None else _known_spectra(o["fixed_H"], n_features, k)
+    held = known if known is not None and known.shape[0] == k else None
+    if held is not None:
+        W, H, init = _hold_H(X, held, o, k, M.dtype)
+        update_H = False
     if init is None:
         if W is not None and H is not None:
             init = "custom"
@@ -270,8 +324,6 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         H = check_factor(H, "H", (k, n_features), M.dtype)
     elif W is not None or H is not None:
         raise ValueError(f"W and H are used only with init='custom', got init={init!r}")
-    seed = seed_from(o["random_state"])
-    resume_from = _resume_source(o)
     if init in PIXEL_INITS:
         if k > n_samples:
             raise ValueError(f"n_components must be <= n_samples = {n_samples} for init={init!r} "
@@ -303,11 +355,13 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         options[name[:3] + (rows if name[3] == "W" else cols)] = check_nonneg(o[name], name)
     options["fixed_" + rows] = not update_W
     options["fixed_" + cols] = not update_H
+    weights = _auto_weights(X, M.shape, k, o)
     options.update(_constraints(rows, cols, (n_samples, n_features), k, **{
-        name: o[name] for name in ("sum_to_one", "graph_W", "graph_H", "smooth_W", "smooth_H",
-                                   "bounds_W", "bounds_H", "fixed_H", "minvol_H")}))
+        name: weights.get(name, o[name]) for name in (
+            "sum_to_one", "graph_W", "graph_H", "smooth_W", "smooth_H", "bounds_W", "bounds_H",
+            "minvol_H")}, fixed_H=None if held is not None else known))
 
-    ckpt = _checkpointing(o, options, M, k, resume_from)
+    ckpt = _checkpointing(o, options, M, k, resume_from, held)
     W0 = H0 = None
     if init == "custom" and resume_from is None:
         assert W is not None and H is not None
@@ -331,12 +385,75 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         W=W_out, H=H_out, n_iter=out["n_iter"], objective=out["objective"],
         rel_error=out["rel_error"], converged=out["converged"],
         stop_reason=out["stop_reason"], data_norm=out["data_norm"], solver=solver,
-        timings=out["timings"], events=out["events"],
+        timings=out["timings"], events=out["events"], weights=weights,
     )
 
 
 _NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+#: The options that shape how H is fitted: meaningless when fixed_H holds all of H.
+H_OPTIONS = ("l1_H", "l2_H", "bounds_H", "graph_H", "smooth_H", "minvol_H")
+
+
+def _known_spectra(fixed_H: Any, n_features: int, k: int) -> np.ndarray:
+    E = np.asarray(fixed_H, dtype=np.float64)
+    if E.ndim != 2 or E.shape[1] != n_features or not 1 <= E.shape[0] <= k:
+        raise ValueError(f"fixed_H must have shape (n_known, {n_features}) with 1 <= n_known <= "
+                         f"n_components = {k}, got {E.shape}")
+    if not np.isfinite(E).all() or E.min() < 0:
+        raise ValueError("fixed_H must be finite and non-negative")
+    return E
+
+
+def _hold_H(X: Any, E: np.ndarray, o: dict[str, Any], k: int,
+            dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, str]:
+    """The custom start of a fit with every row of H known: H = fixed_H, W
+    the user's or the NNLS abundances on it."""
+    from .endmembers import abundances_from_endmembers
+
+    why = f"when fixed_H holds all n_components = {k} rows (H is held, not fitted)"
+    for name in H_OPTIONS:
+        value = o[name]
+        if value is not None and not (isinstance(value, numbers.Real) and value == 0):
+            shown = repr(value) if isinstance(value, (numbers.Number, str)) else \
+                type(value).__name__
+            raise ValueError(f"{name} must be left unset {why}, got {name}={shown}")
+    if o["H"] is not None:
+        raise ValueError(f"H must be None {why}: the fit starts from H = fixed_H")
+    if o["init"] not in (None, "custom"):
+        raise ValueError(f"init must be None or 'custom' {why}: W starts from the W given, "
+                         f"or else from the NNLS abundances on fixed_H; got {o['init']!r}")
+    if o["init"] == "custom" and o["W"] is None:
+        raise ValueError(f"init='custom' needs W {why}, got W=None")
+    H = np.ascontiguousarray(E, dtype=dtype)
+    W = o["W"] if o["W"] is not None else _floored(abundances_from_endmembers(X, H), dtype)
+    return W, H, "custom"
+
+
+def _auto_weights(X: Any, shape: tuple[int, int], k: int, o: dict[str, Any]) -> dict[str, float]:
+    """The numbers of the weights given as "auto", and the noise variance
+    they come from (see unmix.preprocess.AUTO_SMOOTH_W, AUTO_MINVOL_H)."""
+    for name in ("smooth_W", "smooth_H", "minvol_H"):
+        value = o[name]
+        if isinstance(value, str) and (value != "auto" or name == "smooth_H"):
+            also = "" if name == "smooth_H" else " or 'auto'"
+            raise TypeError(f"{name} must be a real number >= 0{also}, got {value!r}")
+    auto = [name for name in ("smooth_W", "minvol_H") if isinstance(o[name], str)]
+    if not auto:
+        return {}
+    if "smooth_W" in auto and not o["sum_to_one"]:
+        raise ValueError("smooth_W='auto' needs sum_to_one=True: the weight takes abundances to "
+                         f"be fractions, got sum_to_one={o['sum_to_one']!r}")
+    from .preprocess import AUTO_MINVOL_H, AUTO_SMOOTH_W, noise_variance
+
+    sigma2 = noise_variance(X, k)
+    out = {"noise_variance": sigma2}
+    if "smooth_W" in auto:
+        out["smooth_W"] = AUTO_SMOOTH_W * sigma2
+    if "minvol_H" in auto:
+        out["minvol_H"] = AUTO_MINVOL_H * shape[0] * shape[1] * sigma2
+    return out
 
 
 @contextlib.contextmanager
@@ -383,7 +500,8 @@ def _resume_source(o: dict[str, Any]) -> Optional[Union[str, os.PathLike]]:
 
 
 def _checkpointing(o: dict[str, Any], options: dict[str, Any], M: Any, k: int,
-                   resume_from: Optional[Union[str, os.PathLike]]) -> dict[str, Any]:
+                   resume_from: Optional[Union[str, os.PathLike]],
+                   held: Optional[np.ndarray]) -> dict[str, Any]:
     """The core's checkpoint settings from nmf's keywords: what to save,
     when, and the state to resume from."""
     from . import checkpoint as ck
@@ -391,7 +509,10 @@ def _checkpointing(o: dict[str, Any], options: dict[str, Any], M: Any, k: int,
     path, every, interval = o["checkpoint"], o["checkpoint_every"], o["checkpoint_interval"]
     if path is None and (every is not None or interval is not None):
         raise ValueError("checkpoint_every and checkpoint_interval need checkpoint=<path>")
-    fp = ck.fingerprint(options, M.shape, k, M.dtype)
+    # A fully fixed H reaches the core as its start, which the fingerprint
+    # does not see: its values are part of the problem.
+    fp = ck.fingerprint(options if held is None else {**options, "held_H": held},
+                        M.shape, k, M.dtype)
     out: dict[str, Any] = {}
     if path is not None:
         if every is not None:
@@ -420,13 +541,17 @@ def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype,
     rows = spa(X, k, normalize=True) if method == "spa" else vca(X, k, random_state=seed)
     picked = X[rows]
     H = np.asarray(picked.toarray() if sp.issparse(picked) else picked, dtype=dtype)
-    W = abundances_from_endmembers(X, H)
-    # Strictly positive, so that multiplicative updates can move every entry
-    # (the picked spectra too: a channel with zero counts would stay zero).
-    W = np.maximum(W, np.asarray(1e-3 * W.max() if W.size else 0, dtype=dtype))
-    if multiplicative:
-        H = np.maximum(H, np.asarray(1e-3 * H.max() if H.size else 0, dtype=dtype))
-    return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H)
+    W = _floored(abundances_from_endmembers(X, H), dtype)
+    if multiplicative:  # the picked spectra too: a channel with zero counts would stay zero
+        H = _floored(H, dtype)
+    return W, np.ascontiguousarray(H)
+
+
+def _floored(F: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """F floored at 1e-3 of its maximum: strictly positive, so that
+    multiplicative updates can move every entry."""
+    F = np.maximum(F, np.asarray(1e-3 * F.max() if F.size else 0, dtype=dtype))
+    return np.ascontiguousarray(F, dtype=dtype)
 
 
 def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to_one: bool,
@@ -469,15 +594,9 @@ def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to
     minvol_H = check_nonneg(minvol_H, "minvol_H")
     if minvol_H > 0:
         out["minvol_" + cols] = minvol_H
-    if fixed_H is not None:
-        E = np.asarray(fixed_H, dtype=np.float64)
-        if E.ndim != 2 or E.shape[1] != shape[1] or not 1 <= E.shape[0] < k:
-            raise ValueError(f"fixed_H must have shape (n_known, {shape[1]}) with 1 <= n_known < "
-                             f"n_components = {k}, got {E.shape}")
-        if not np.isfinite(E).all() or E.min() < 0:
-            raise ValueError("fixed_H must be finite and non-negative")
-        out["fixed_cols_" + cols] = list(range(E.shape[0]))
-        out["fixed_values_" + cols] = np.asfortranarray(E.T)
+    if fixed_H is not None:  # checked by _known_spectra
+        out["fixed_cols_" + cols] = list(range(fixed_H.shape[0]))
+        out["fixed_values_" + cols] = np.asfortranarray(fixed_H.T)
     return out
 
 

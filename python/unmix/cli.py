@@ -38,8 +38,18 @@ _USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 #: MemoryError): one line too, but not a usage error.
 EXIT_FAILED = 1
 
+def _weight(text: str) -> Any:
+    """A weight: a number (checked by unmix.nmf) or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
+
+
 #: Named flags of ``run``/``rank`` that map to keywords of :func:`unmix.nmf`:
-#: (flags, keyword, type, help).
+#: (flags, keyword, type, help); type ``bool`` makes a switch that sets True.
 _NMF_FLAGS: tuple[tuple[tuple[str, ...], str, Callable[[str], Any], str], ...] = (
     (("--solver",), "solver", str, "the update rule"),
     (("--init",), "init", str, "how the first start is made"),
@@ -50,6 +60,13 @@ _NMF_FLAGS: tuple[tuple[tuple[str, ...], str, Callable[[str], Any], str], ...] =
     (("--max-iter",), "max_iter", int, "maximum number of iterations per fit"),
     (("--tol",), "tol", float, "relative decrease of the objective at which a fit stops"),
     (("--time-limit",), "time_limit", float, "seconds after which a fit stops"),
+    (("--sum-to-one",), "sum_to_one", bool, "the abundances of every pixel sum to one"),
+    (("--smooth-W",), "smooth_W", _weight,
+     "spatial smoothness of the abundances on the pixel grid; 'auto' (with --sum-to-one): "
+     "30 x the noise variance; with --sum-to-one, a two-step fit (see unmix.unmix)"),
+    (("--minvol-H",), "minvol_H", _weight,
+     "minimum-volume weight of the spectra; 'auto': 0.01 x the residual expected from "
+     "the noise"),
 )
 
 #: Keywords of unmix.nmf that the command line sets itself.
@@ -235,6 +252,10 @@ def _add_nmf(p: argparse.ArgumentParser, n_init_default: Optional[int] = None) -
     for flags, keyword, type_, text in _NMF_FLAGS:
         default = defaults.get(keyword)
         shown = f"; default {default}" if default is not None else ""
+        if type_ is bool:
+            g.add_argument(*flags, dest=keyword, action="store_const", const=True, default=None,
+                           help=f"{text} [{keyword}=True]")
+            continue
         choices = {"solver": SOLVERS,
                    "init": tuple(i for i in INITS if i != "custom")}.get(keyword)
         metavar = "{" + ",".join(choices) + "}" if choices else keyword.upper()
@@ -442,6 +463,15 @@ class _FitProgress:
         self.bar.close()
 
 
+def _fit_labels(prefix: str, n_init: int, options: dict[str, Any], k: int) -> list[str]:
+    """The fits unmix.unmix runs, in order: the restarts, then the second
+    step of a two-step fit."""
+    from .workflow import _two_step
+
+    return [f"{prefix}start {i + 1}/{n_init}" for i in range(n_init)] + (
+        [f"{prefix}abundances, endmembers held"] if _two_step(options, k) else [])
+
+
 def _progress(args: argparse.Namespace, labels: Sequence[str],
               desc: str) -> Optional[_FitProgress]:
     return None if args.quiet else _FitProgress(labels, desc)
@@ -485,7 +515,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_input(args)
     image, steps, undo = _read(args)
     n_init = args.n_init or 1
-    progress = _progress(args, [f"NMF start {i + 1}/{n_init}" for i in range(n_init)], "NMF")
+    progress = _progress(args, _fit_labels("NMF ", n_init, options, args.k), "NMF")
     start = time.perf_counter()
     try:
         result = unmix_image(image, args.k, n_init=n_init, random_state=args.seed,
@@ -503,8 +533,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     shown = _fmt_options(options) or "the defaults of unmix.nmf"
     print(f"  NMF: k = {args.k}, {shown}; best of {n_init} start{'s' if n_init > 1 else ''}"
           + (f" (seed {args.seed})" if args.seed is not None else ""))
+    if result.params["two_step"]:
+        first = min(result.restarts, key=lambda r: r.objective)
+        print(f"  two-step fit: endmembers in {first.n_iter} iterations, then the abundances "
+              "with the endmembers held")
     print(f"  {fit.n_iter} iterations ({fit.stop_reason}), relative error "
           f"{result.rel_error:.4g}, {seconds:.2f} s")
+    if result.params["weights"]:
+        print("  weights from the noise variance: "
+              + _fmt_options({k: float(v) for k, v in result.params["weights"].items()}))
     if "poisson" in undo:
         print("  W.npy, H.npy are factors of the Poisson-scaled data; W_unscaled.npy, "
               "H_unscaled.npy of the data as read")
@@ -524,7 +561,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
                            f"channels) = {min(image.n_pixels, image.n_channels)}, got "
                            f"{max(ks)}")
     n_init = args.n_init
-    labels = [f"k={k} start {i + 1}/{n_init}" for k in sorted(set(ks)) for i in range(n_init)]
+    labels = [label for k in sorted(set(ks))
+              for label in _fit_labels(f"k={k} ", n_init, options, k)]
     progress = _progress(args, labels, "rank")
     start = time.perf_counter()
     try:
@@ -713,7 +751,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  unmix run cube.npy -k 4 -o out\n"
                "  unmix run scan.h5 --dataset /data/cube -k 6 --bin 2 --normalize total \\\n"
                "      --l1 0.01 --n-init 3 --seed 0 -o out\n"
-               "  unmix run cube.npy -k 4 --option l1_H=0.1 --option init=random -o out")
+               "  unmix run cube.npy -k 4 --option l1_H=0.1 --option init=random -o out\n"
+               "  unmix run cube.npy -k 3 --init spa --sum-to-one --minvol-H auto \\\n"
+               "      --smooth-W auto -o out")
     _add_input(p)
     p.add_argument("-k", "--n-components", dest="k", type=_positive_int, required=True,
                    help="number of components")

@@ -28,9 +28,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._nmf import IterationInfo, _Progress
+from ._nmf import IterationInfo, _constraints, _known_spectra, _Progress
 from ._validation import (
     INITS,
+    LOSSES,
     SOLVERS,
     check_choice,
     check_int,
@@ -100,8 +101,9 @@ def nmf(
     comm: Any,
     shape: tuple[int, int],
     grid: Optional[tuple[int, int]] = None,
-    solver: str = "bpp",
+    solver: Optional[str] = None,
     init: Optional[str] = None,
+    loss: str = "frobenius",
     max_iter: int = 500,
     tol: float = 1e-5,
     random_state: Any = None,
@@ -112,6 +114,15 @@ def nmf(
     callback: Optional[Callable[[IterationInfo], Optional[bool]]] = None,
     verbose: bool = False,
     time_limit: Optional[float] = None,
+    sum_to_one: bool = False,
+    graph_W: Any = None,
+    graph_H: Any = None,
+    smooth_W: float = 0.0,
+    smooth_H: float = 0.0,
+    bounds_W: Optional[tuple[Any, Any]] = None,
+    bounds_H: Optional[tuple[Any, Any]] = None,
+    fixed_H: Optional[np.ndarray] = None,
+    minvol_H: float = 0.0,
 ) -> DistributedNMFResult:
     """:func:`unmix.nmf` on a matrix held in blocks across the ranks of ``comm``.
 
@@ -120,6 +131,15 @@ def nmf(
     used without a copy when every rank's block is C-ordered (or CSR), or
     every rank's is Fortran-ordered (or CSC); otherwise the odd ones are
     converted once. ``init="custom"`` is not available distributed.
+
+    The loss, penalties and constraints are :func:`unmix.nmf`'s, with the
+    same meaning and solvers; every rank passes the same global values
+    (``graph_W``/``graph_H`` the whole graph, ``fixed_H`` every known
+    spectrum) and keeps only its part. A graph term fetches, each time its
+    factor changes, the rows linked to this rank's rows from the ranks that
+    own them: for a grid graph about two image rows per rank. Not
+    distributed: weights given as ``"auto"`` (pass the numbers of a serial
+    ``result.weights``) and a ``fixed_H`` that holds every component.
 
     Errors are raised on every rank alike, so no rank is left waiting.
     """
@@ -134,7 +154,9 @@ def nmf(
     pr, pc = grid
     if pr * pc != size:
         raise ValueError(f"grid must be (pr, pc) with pr * pc = {size} ranks, got {grid}")
-    solver = check_choice(solver, "solver", SOLVERS)
+    loss = check_choice(loss, "loss", LOSSES)
+    solver = check_choice("mu" if solver is None and loss == "kl" else solver or "bpp",
+                          "solver", SOLVERS)
     if init is None:
         init = "nndsvda" if k <= min(n_samples, n_features) else "random"
     init = check_choice(init, "init", tuple(i for i in INITS if i != "custom"))
@@ -161,6 +183,7 @@ def nmf(
     }
     if time_limit is not None:
         options["time_limit"] = check_nonneg(time_limit, "time_limit")
+    options["loss"] = loss
     rows, cols = ("H", "W") if transposed else ("W", "H")
     for name, value in (("l1_W", l1_W), ("l1_H", l1_H), ("l2_W", l2_W), ("l2_H", l2_H)):
         options[name[:3] + (rows if name[3] == "W" else cols)] = check_nonneg(value, name)
@@ -171,9 +194,34 @@ def nmf(
         # that rank (j, i) of that grid holds X's block (i, j).
         core = comm.Split(0, j * pr + i)
         m, n, cpr, cpc = n_features, n_samples, pc, pr
+        ci, cj = j, i
     else:
         core = comm.Split(0, rank)
         m, n, cpr, cpc = n_samples, n_features, pr, pc
+        ci, cj = i, j
+    try:
+        known = None if fixed_H is None else _known_spectra(fixed_H, n_features, k)
+        if known is not None and known.shape[0] == k:
+            raise ValueError(f"fixed_H must have fewer than n_components = {k} rows in "
+                             "unmix.distributed.nmf (holding all of H needs a custom start), "
+                             f"got {known.shape[0]}")
+        if known is not None:
+            # The core takes the known values of the features this rank owns.
+            outer, parts, index = ((_split(m, cpr, ci), cpc, cj) if transposed
+                                   else (_split(n, cpc, cj), cpr, ci))
+            inner = _split(outer.stop - outer.start, parts, index)
+            known = known[:, outer.start + inner.start:outer.start + inner.stop]
+        for name, value in (("smooth_W", smooth_W), ("minvol_H", minvol_H)):
+            if isinstance(value, str):
+                raise ValueError(f"{name}={value!r} is not available in unmix.distributed.nmf: "
+                                 "pass the number a serial fit reports in result.weights")
+        options.update(_constraints(
+            rows, cols, (n_samples, n_features), k, sum_to_one=sum_to_one, graph_W=graph_W,
+            graph_H=graph_H, smooth_W=smooth_W, smooth_H=smooth_H, bounds_W=bounds_W,
+            bounds_H=bounds_H, fixed_H=known, minvol_H=minvol_H))
+    except Exception:
+        core.Free()
+        raise
     handle = _handle(core)
     try:
         with _Progress(callback, verbose and rank == 0, max_iter, solver) as progress:

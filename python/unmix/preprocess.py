@@ -9,6 +9,10 @@ map an NMF of the rescaled data back to the original one
 :meth:`PixelWeighting.unscale`). Every output image's
 ``metadata["preprocessing"]`` lists the steps applied, in order.
 
+:func:`noise_variance` estimates the noise level of the data; it sets the
+scale-free weights ``"auto"`` of :func:`unmix.nmf` (:data:`AUTO_SMOOTH_W`,
+:data:`AUTO_MINVOL_H`).
+
 In the formulas, ``X`` is the (pixels × channels) matrix
 :attr:`SpectralImage.X`, fitted by NMF as ``X ≈ W H`` with ``W`` the
 abundances (pixels × k) and ``H`` the endmember spectra (k × channels).
@@ -22,10 +26,14 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._validation import check_choice, check_int
+import scipy.sparse as sp
+
+from ._validation import block_step, check_choice, check_int, matrix
 from .image import SpectralImage
 
 __all__ = [
+    "AUTO_MINVOL_H",
+    "AUTO_SMOOTH_W",
     "PixelWeighting",
     "PoissonScaling",
     "bin",
@@ -33,6 +41,7 @@ __all__ = [
     "crop",
     "denormalize_abundances",
     "log",
+    "noise_variance",
     "normalize",
     "poisson_scale",
     "sliding_fft",
@@ -731,3 +740,114 @@ def sliding_fft(image2d: Any, window: int = 64, step: int = 16,
     }
     return SpectralImage(out, channels=np.arange(window * window, dtype=float),
                          channel_unit="", name=f"{name} sliding FFT".strip(), metadata=meta)
+
+
+# ---------------------------------------------------------------------------
+# Noise level, and the weights it sets
+# ---------------------------------------------------------------------------
+
+#: ``smooth_W="auto"`` in :func:`unmix.nmf` is ``AUTO_SMOOTH_W * sigma²``, with
+#: ``sigma²`` the noise variance per entry (:func:`noise_variance`). For
+#: abundances on the simplex (``sum_to_one=True``),
+#: ``1/(2 sigma²) ||X - WH||² + 1/(2 tau²) Σ_edges ||w_i - w_j||²`` is the
+#: negative log-posterior of Gaussian noise of variance ``sigma²`` and Gaussian
+#: abundance steps of size ``tau`` between neighbouring pixels; times
+#: ``sigma²`` it is ``½ ||X - WH||² + ½ smooth_W tr(Wᵀ L W)`` with
+#: ``smooth_W = sigma² / tau²``. The strength ``1 / tau²`` is dimensionless
+#: (abundances are fractions), so it does not depend on the data's units,
+#: scale or SNR; the noise variance does, and sets the weight. 30 (``tau`` ≈
+#: 0.18 on ``unmix.graphs.grid(shape, 8)``) held over 2 abundance maps × 2
+#: SNRs × 3 noise seeds × 3 starts in ``bench/quality.py --sweep gaussian``.
+AUTO_SMOOTH_W = 30.0
+
+#: ``minvol_H="auto"`` in :func:`unmix.nmf` is
+#: ``AUTO_MINVOL_H * n_samples * n_features * sigma²``: a fixed fraction of
+#: the residual ``||X - WH||²`` expected at the noise level. Scaling the data
+#: by ``s`` scales the fit term by ``s²`` and leaves ``log det(H Hᵀ / δ + I)``
+#: unchanged (δ follows the scale of the start), so a weight proportional to
+#: ``s²`` keeps the minimizer; with the noise in the weight, the volume term
+#: gives way to the fit as the data get cleaner. (Leplat, Gillis & Ang 2020
+#: divide by ``|log det|`` of the start instead, which is not scale-free.)
+AUTO_MINVOL_H = 0.01
+
+# noise_variance takes the eigenvalues of the Gram matrix of the smaller side
+# of X up to this size (n * size² flops); past it, Lanczos on its products.
+_GRAM_MAX = 512
+
+
+def noise_variance(X: Any, n_components: int) -> float:
+    r"""The noise variance per entry of X: what its best rank-k approximation
+    leaves, per degree of freedom.
+
+    .. math::
+
+        \hat\sigma^2 = \frac{\|X - X_k\|_F^2}{(N - k)(C - k)}
+                     = \frac{\|X\|_F^2 - \sum_{i \le k} s_i^2}{(N - k)(C - k)}
+
+    with :math:`X_k` the truncated SVD of rank :math:`k` = ``n_components``,
+    :math:`s_i` the singular values, :math:`N` the samples (pixels) and
+    :math:`C` the features (channels). For a rank-k signal plus white noise
+    of variance :math:`\sigma^2`, the residual is noise in
+    :math:`(N - k)(C - k)` dimensions (``N C`` entries less the
+    :math:`k(N + C - k)` parameters of a rank-k matrix), so the estimate is
+    :math:`\sigma^2` up to a relative error of about
+    :math:`\sqrt{2 / (N C)}`; noise that is not white (Poisson counts) gives
+    its mean variance. A signal of rank above k counts as noise: give the
+    number of components the data hold.
+
+    Parameters
+    ----------
+    X : array-like, scipy.sparse matrix or SpectralImage
+        The data, (n_samples, n_features); an image stands for its
+        (pixels × channels) matrix :attr:`SpectralImage.X`.
+    n_components : int
+        k, with ``1 <= k < min(n_samples, n_features)``.
+
+    Returns
+    -------
+    float
+        :math:`\hat\sigma^2 \ge 0` (0 for data of rank k or less; rounding
+        never makes it negative).
+
+    Notes
+    -----
+    The squared singular values are the eigenvalues of the Gram matrix of
+    the smaller side of X, formed in float64 over row blocks (no copy of X)
+    when that side has at most 512 entries; otherwise its k largest are
+    found by Lanczos iterations on products with X (``scipy.sparse.linalg.
+    eigsh``). Sparse X is used as it is.
+    """
+    M = matrix(X.X if isinstance(X, SpectralImage) else X, "X", sparse=True)
+    n, p = M.shape
+    k = check_int(n_components, "n_components", 1, min(n, p) - 1)
+    # YᵀY is the Gram matrix of the smaller side; its eigenvalues are the s_i².
+    Y = M.T if p > n else M
+    m = Y.shape[1]
+
+    def blocks() -> Any:
+        if sp.issparse(Y):
+            yield Y.astype(np.float64)
+            return
+        step = block_step(m)
+        for i in range(0, Y.shape[0], step):
+            yield np.asarray(Y[i:i + step], dtype=np.float64)
+
+    if m <= _GRAM_MAX:
+        G = np.zeros((m, m))
+        for B in blocks():
+            G += B.T @ B
+        total, top = float(np.trace(G)), float(np.linalg.eigvalsh(G)[-k:].sum())
+    else:
+        from scipy.sparse.linalg import LinearOperator, eigsh
+
+        def gram_times(v: np.ndarray) -> np.ndarray:
+            out = np.zeros(v.shape)
+            for B in blocks():
+                out += B.T @ (B @ v)
+            return out
+
+        total = sum(float(np.sum((B.data if sp.issparse(B) else B) ** 2)) for B in blocks())
+        op = LinearOperator((m, m), matvec=gram_times, dtype=np.float64)
+        top = float(eigsh(op, k=k, which="LA", v0=np.full(m, 1 / np.sqrt(m)), tol=1e-12,
+                          return_eigenvectors=False).sum())
+    return max(total - top, 0.0) / ((n - k) * (p - k))

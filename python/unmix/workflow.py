@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ._nmf import NMFResult, nmf
+from ._nmf import H_OPTIONS, NMFResult, nmf
 from ._validation import block_step, check_choice, check_int
 from .image import SpectralImage
 from .metrics import spectral_angles
@@ -34,6 +34,13 @@ _NMF_OPTIONS = {name: p for name, p in inspect.signature(nmf).parameters.items()
 _OWN = ("random_state",)
 
 NORMALIZATIONS = ("max", "sum", "l2")
+
+#: unmix's two-step fit (see unmix): its tolerance and iteration limit when
+#: none are given. The majorized volume term takes small steps; the default
+#: tol=1e-5 of unmix.nmf stops it half-way, at a point that depends on the
+#: start.
+TWO_STEP_TOL = 1e-7
+TWO_STEP_MAX_ITER = 3000
 
 #: select_rank: a component is worth adding while it lowers the residual sum
 #: of squares by more than this many times the noise level (see select_rank).
@@ -164,14 +171,17 @@ class Unmixing:
         Per pixel, the Euclidean norm ``||x - w H||`` of the misfit.
     result : NMFResult
         The best restart as :func:`unmix.nmf` returned it (its own order and
-        scale).
+        scale); after a two-step fit, its step 2.
     restarts : list of Restart
-        ``(seed, objective, n_iter)`` of every restart, in the order run.
+        ``(seed, objective, n_iter)`` of every restart, in the order run
+        (of step 1, after a two-step fit).
     params : dict
         Everything the fit used: ``n_components``, ``n_init``,
         ``random_state`` and the ``entropy`` the seeds were derived from,
-        ``normalize``, ``init_restarts``, and every option of
-        :func:`unmix.nmf` (defaults included).
+        ``normalize``, ``init_restarts``, every option of :func:`unmix.nmf`
+        (defaults included; ``graph_W`` described when it was the default
+        grid), ``two_step`` and ``weights`` (the numbers of the "auto"
+        weights and the noise variance, as in ``NMFResult.weights``).
     scales : ndarray, shape (k,)
         ``endmembers[j] * scales[j]`` is the fitted spectrum of component
         ``j`` and ``abundances[..., j] / scales[j]`` its fitted abundances.
@@ -284,9 +294,12 @@ def unmix(
         known spectra) hold for the unnormalized factors: pass
         ``normalize=None`` to get abundances that sum to one.
     **nmf_options
-        Passed to :func:`unmix.nmf` unchanged (``solver``, ``max_iter``,
-        ``tol``, the penalties, ``init``, ``callback``, ``time_limit`` ...)
-        and recorded in ``Unmixing.params``.
+        Passed to :func:`unmix.nmf` (``solver``, ``max_iter``, ``tol``, the
+        penalties and constraints, ``init``, ``callback``, ``time_limit``
+        ...) and recorded in ``Unmixing.params``. Two differ: ``smooth_W``
+        without ``graph_W`` smooths over the pixel grid,
+        ``unmix.graphs.grid(spatial_shape, 8)`` (26 neighbours in 3-D), and
+        ``sum_to_one=True`` with ``smooth_W`` runs the two-step fit below.
 
     Returns
     -------
@@ -296,6 +309,28 @@ def unmix(
 
     Notes
     -----
+    **The two-step fit.** When ``sum_to_one=True`` and ``smooth_W`` are
+    given and H is learned (``fixed_H`` absent or holding only some rows),
+    the fit runs in two steps: (1) every option but the smoothness, with
+    the restarts, for the endmembers; (2) the abundances again, from those
+    of the best restart, with its endmembers held (``fixed_H`` = all of its
+    H) and the smoothness. Both steps use the ``tol`` and ``max_iter``
+    given, else ``TWO_STEP_TOL`` (1e-7) and ``TWO_STEP_MAX_ITER`` (3000).
+    A joint fit does not work: for abundances that sum to one, shrinking
+    them all towards their mean and stretching the endmembers by the
+    inverse map leaves ``W H`` unchanged and lowers the smoothness term,
+    so a joint fit drifts that way (see the Notes of :func:`unmix.nmf`).
+    The recommended constrained unmixing, with scale-free weights, is::
+
+        unmix.unmix(image, k, init="spa", sum_to_one=True, minvol_H="auto",
+                    smooth_W="auto", normalize=None)
+
+    (the abundances sum to one with ``normalize=None``). It assumes pixel
+    totals that the abundances explain: where shading or dark areas scale
+    whole pixels (the Samson image), sum-to-one fits are worse than plain
+    NMF. ``checkpoint`` and ``resume`` are refused with the two-step fit;
+    run its steps with :func:`unmix.nmf` instead.
+
     The penalties of the objective are not invariant under the rescaling, so
     ``result.objective`` refers to the fit's own scale; the model ``W H`` and
     the residual are the same in both. The sorting moves known spectra
@@ -320,14 +355,29 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
     root = _seed_sequence(random_state)
     seeds = _restart_seeds(root, n_init)
 
-    user_init = nmf_options.get("init") is not None or (
-        nmf_options.get("W") is not None and nmf_options.get("H") is not None)
+    given = dict(nmf_options)
+    graph_name = None
+    if _smooths_W(given) and given.get("graph_W") is None:
+        given["graph_W"], graph_name = _default_graph(img.spatial_shape)
+    two_step = _two_step(given, k)
+    step1 = dict(given)
+    if two_step:
+        if given.get("checkpoint") is not None or given.get("resume"):
+            raise ValueError("checkpoint and resume are not available with the two-step fit of "
+                             "unmix (sum_to_one=True with smooth_W): run its two steps with "
+                             "unmix.nmf (see the Notes of unmix.nmf)")
+        del step1["smooth_W"], step1["graph_W"]
+        step1.setdefault("tol", TWO_STEP_TOL)
+        step1.setdefault("max_iter", TWO_STEP_MAX_ITER)
+
+    user_init = given.get("init") is not None or _holds_H(given, k) or (
+        given.get("W") is not None and given.get("H") is not None)
     best: Optional[NMFResult] = None
     best_index = 0
     restarts: list[Restart] = []
     Hs: list[np.ndarray] = []
     for i, seed in enumerate(seeds):
-        options = dict(nmf_options)
+        options = dict(step1)
         if i > 0 and not user_init:
             options["init"] = "random"
         result = nmf(X, k, random_state=seed, **options)
@@ -340,6 +390,13 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
                             and (np.isnan(best_objective) or objective < best_objective)):
             best, best_index = result, i
     assert best is not None
+    weights = dict(best.weights)
+    if two_step:
+        step2 = {name: value for name, value in step1.items()
+                 if name not in (*H_OPTIONS, "init", "W", "H", "fixed_H")}
+        best = nmf(X, k, random_state=seeds[best_index], fixed_H=best.H, W=best.W,
+                   smooth_W=given["smooth_W"], graph_W=given["graph_W"], **step2)
+        weights.update(best.weights)
 
     params: dict[str, Any] = {
         "n_components": k,
@@ -350,8 +407,14 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
         "init_restarts": (nmf_options.get("init") if user_init or n_init == 1 else "random"),
     }
     params.update({name: p.default for name, p in _NMF_OPTIONS.items() if name not in _OWN})
-    params.update(nmf_options)
+    params.update(given)
+    if two_step:
+        params.update(tol=step1["tol"], max_iter=step1["max_iter"])
+    if graph_name is not None:
+        params["graph_W"] = graph_name
     params["solver"] = best.solver  # the one used, where the default depends on the loss
+    params["two_step"] = two_step
+    params["weights"] = weights
 
     W, H = best.W, best.H
     scales = _scales(H, normalize)
@@ -368,6 +431,42 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
         data_norm=float(np.sqrt(data_sq)),
     )
     return unmixing, Hs, best_index
+
+
+def _smooths_W(options: dict[str, Any]) -> bool:
+    smooth = options.get("smooth_W", 0.0)
+    return isinstance(smooth, str) or (isinstance(smooth, numbers.Real) and smooth > 0)
+
+
+def _holds_H(options: dict[str, Any], k: int) -> bool:
+    """Whether fixed_H holds every row of H (no H to learn)."""
+    try:
+        shape = np.shape(options.get("fixed_H"))
+    except ValueError:  # ragged: unmix.nmf says what is wrong with it
+        return False
+    return len(shape) == 2 and shape[0] == k
+
+
+def _two_step(options: dict[str, Any], k: int) -> bool:
+    """Whether :func:`unmix` with these options of :func:`unmix.nmf` runs
+    the two-step fit (see its Notes)."""
+    s2o = options.get("sum_to_one")
+    return (isinstance(s2o, (bool, np.bool_)) and bool(s2o) and _smooths_W(options)
+            and not _holds_H(options, k))
+
+
+def _default_graph(spatial_shape: tuple[int, ...]) -> tuple[Any, str]:
+    """The pixel grid with every neighbour (8 in 2-D, 26 in 3-D), and how
+    params describes it."""
+    from .graphs import grid
+
+    connectivity = {2: 8, 3: 26}.get(len(spatial_shape))
+    if connectivity is None:
+        raise ValueError("smooth_W without graph_W needs an image with 2 or 3 spatial axes (the "
+                         "default graph is the pixel grid), got spatial shape "
+                         f"{tuple(spatial_shape)}: pass graph_W")
+    return (grid(spatial_shape, connectivity),
+            f"unmix.graphs.grid({tuple(spatial_shape)}, {connectivity})")
 
 
 def _scales(H: np.ndarray, normalize: Optional[str]) -> np.ndarray:
@@ -769,7 +868,8 @@ def select_rank(
         Restarts per rank (>= 2 for the stability score).
     random_state : int, numpy random generator, SeedSequence or None
     **nmf_options
-        Passed to :func:`unmix.nmf` unchanged.
+        Passed to :func:`unmix.nmf` as by :func:`unmix` (the default
+        ``graph_W`` and the two-step fit included).
 
     Returns
     -------

@@ -1,5 +1,6 @@
 """Run under mpirun by test_distributed.py: each rank factors its block with
-unmix.distributed.nmf and checks its rows against the serial unmix.nmf."""
+unmix.distributed.nmf and checks its rows against the serial unmix.nmf,
+plain and with constraints, graph terms and the KL loss."""
 
 import sys
 
@@ -39,6 +40,34 @@ for grid in sorted(grids):
                 err_H = np.abs(H - serial.H).max() / np.abs(serial.H).max()
                 if not (err_W <= tol and err_H <= tol and dist.n_iter == serial.n_iter):
                     failures.append(f"grid {grid} {solver} {kind}: W {err_W:.2e} H {err_H:.2e}")
+# Constraints and the KL loss: the graph terms fetch neighbour rows from
+# other ranks, the known spectrum is split by owner.
+import unmix.graphs as graphs
+
+S_W = graphs.grid((n_samples, 1), 4) + graphs.knn(X, 3)  # a chain plus far links
+S_H = graphs.grid((n_features, 1), 4)
+known = rng.random((1, n_features))
+constrained = [
+    dict(solver="bpp", sum_to_one=True, graph_W=S_W, smooth_W=0.3, fixed_H=known),
+    dict(solver="hals", bounds_W=(0.0, 2.0), graph_H=S_H, smooth_H=0.2, fixed_H=known),
+    dict(solver="bpp", sum_to_one=True, minvol_H=0.5),
+    dict(solver="admm", sum_to_one=True, bounds_W=(0.0, 0.9), graph_W=S_W, smooth_W=0.1),
+    dict(loss="kl", sum_to_one=True, graph_W=S_W, smooth_W=0.2, fixed_H=known),
+]
+for grid in sorted(grids):
+    rows, cols = ud.block_of(comm.rank, X.shape, grid)
+    for c, extra in enumerate(constrained):
+        for kind in ("C", "F"):
+            block = X[rows, cols]
+            data = np.ascontiguousarray(block) if kind == "C" else np.asfortranarray(block)
+            kw = dict(max_iter=12, tol=0, random_state=3, **extra)
+            serial = unmix.nmf(X if kind == "C" else np.asfortranarray(X), k, **kw)
+            W, H = ud.nmf(data, k, comm=comm, shape=X.shape, grid=grid, **kw).gather(comm)
+            if comm.rank == 0:
+                err_W = np.abs(W - serial.W).max() / np.abs(serial.W).max()
+                err_H = np.abs(H - serial.H).max() / np.abs(serial.H).max()
+                if not (err_W <= 1e-9 and err_H <= 1e-9):
+                    failures.append(f"grid {grid} constrained {c} {kind}: W {err_W:.2e} H {err_H:.2e}")
 # An error on one rank's input is raised on every rank, without a hang.
 bad = np.zeros((2, 2)) if comm.rank == comm.size - 1 else X[ud.block_of(comm.rank, X.shape, (comm.size, 1))]
 try:

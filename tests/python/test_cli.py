@@ -193,6 +193,26 @@ def test_run_poisson_scale_writes_the_factors_of_the_counts(small, files, tmp_pa
     assert np.linalg.norm(X - scaled) / np.linalg.norm(X) > 0.5  # a different scale
 
 
+def test_run_constrained_flags_fit_in_two_steps(files, tmp_path, capsys):
+    """--sum-to-one with --smooth-W runs the two-step fit of unmix.unmix on
+    the pixel grid; the numbers of the "auto" weights are printed and saved."""
+    import h5py
+
+    code, out, err = run_main(capsys, "run", files / "cube.npy", "-k", K, "--init", "spa",
+                              "--sum-to-one", "--smooth-W", "auto", "--minvol-H", "auto",
+                              "--seed", 0, "--quiet", "-o", tmp_path / "out")
+    assert code == 0, err
+    for word in ("sum_to_one=True, smooth_W='auto', minvol_H='auto'", "two-step fit",
+                 "weights from the noise variance: noise_variance="):
+        assert word in out, word
+    with h5py.File(tmp_path / "out" / "unmixing.h5") as f:
+        assert f.attrs["two_step"] and f.attrs["tol"] == 1e-7
+        assert f.attrs["graph_W"] == "unmix.graphs.grid((12, 10), 8)"
+        weights = json.loads(f.attrs["weights"])
+    assert set(weights) == {"noise_variance", "minvol_H", "smooth_W"}
+    assert weights["smooth_W"] == pytest.approx(30 * weights["noise_variance"])
+
+
 # ---------------------------------------------------------------------------
 # unmix rank and unmix pca
 # ---------------------------------------------------------------------------
@@ -253,6 +273,9 @@ BAD = [
     (["run", "{dir}/cube.npy", "-k", "2", "--l1", "0.1", "--option", "l1_W=0.2"], "twice"),
     (["run", "{dir}/cube.npy", "-k", "2", "--l1", "-0.1"], "l1_W"),
     (["run", "{dir}/cube.npy", "-k", "2", "--max-iter", "0"], "max_iter"),
+    (["run", "{dir}/cube.npy", "-k", "2", "--smooth-W", "lots"], "--smooth-W"),
+    (["run", "{dir}/cube.npy", "-k", "2", "--smooth-W", "auto"], "sum_to_one=True"),
+    (["run", "{dir}/cube.npy", "-k", "2", "--minvol-H", "-1"], "minvol_H"),
     (["run", "{dir}/cube.npy", "-k", "2", "--init", "nndsvd", "--n-init", "0"], "--n-init"),
     (["run", "{dir}/broken.npy", "-k", "2"], "broken.npy"),
     (["run", "{dir}/scan.h5", "-k", "2", "--dataset", "/nope"], "/nope"),
@@ -307,7 +330,9 @@ def test_help_of_every_subcommand(command, capsys):
     if command in ("run", "rank"):
         # The named flags say which unmix.nmf keyword they set.
         for flag, keyword in (("--l1", "l1_W"), ("--l1-H", "l1_H"), ("--l2-W", "l2_W"),
-                              ("--max-iter", "max_iter"), ("--seed", "random_state")):
+                              ("--max-iter", "max_iter"), ("--seed", "random_state"),
+                              ("--sum-to-one", "sum_to_one"), ("--smooth-W", "smooth_W"),
+                              ("--minvol-H", "minvol_H")):
             assert flag in out and f"[{keyword}" in out, flag
         assert "--option NAME=VALUE" in out
 

@@ -134,8 +134,8 @@ def test_estimator_takes_the_constraints() -> None:
     (dict(graph_W=sp.csr_matrix(np.triu(np.ones((144, 144)))), smooth_W=1.0), "graph_W must be symmetric"),
     (dict(smooth_H=-1.0), "smooth_H must be a finite number >= 0"),
     (dict(bounds_H=(0, [1, 2])), "bounds_H entries must be scalars or arrays of length n_components = 3"),
-    (dict(fixed_H=np.ones((3, 40))), r"fixed_H must have shape \(n_known, 40\) with 1 <= n_known < n_components = 3"),
-    (dict(solver="mu", sum_to_one=True, bounds_W=(0, 0.9)), "are solved by solver 'admm', not 'mu'"),
+    (dict(fixed_H=np.ones((4, 40))), r"fixed_H must have shape \(n_known, 40\) with 1 <= n_known <= n_components = 3, got \(4, 40\)"),
+    (dict(solver="mu", sum_to_one=True, bounds_W=(0, 0.9)), r"are solved by solver 'admm' \(or 'mu' with the KL loss\), not 'mu'"),
     (dict(solver="admm", sum_to_one=True, bounds_W=(0, 0.3)), r"sum\(lower\) <= 1 <= sum\(upper\)"),
     (dict(solver="admm", loss="kl"), "the KL loss is solved by solver 'mu'"),
 ])

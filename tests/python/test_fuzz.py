@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -399,7 +399,11 @@ def test_the_fuzzed_cases_reach_both_outcomes():
     cases gets through validation to the solvers and the readers."""
     outcomes = {"nmf": set(), "read": set()}
 
-    @settings(max_examples=60, derandomize=True, database=None, deadline=None,
+    # Seeded rather than derandomized: derandomized generation was seen to
+    # depend on what ran before in the session (after test_cli.py it drew
+    # near-empty files only).
+    @seed(20261125)
+    @settings(max_examples=200, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(nmf_cases(), file_cases())
     def run(nmf_case, file_case):

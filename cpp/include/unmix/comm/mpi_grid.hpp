@@ -226,6 +226,7 @@ class MpiGrid {
   template <typename eT>
   const arma::Mat<eT>& all_gather(const arma::Mat<eT>& F, MPI_Comm comm, Range range, int parts,
                                   arma::Mat<eT>& buf) const {
+    if (parts == 1) return F;  // alone in the grid row or column: nothing to gather
     const Stopwatch t;
     const arma::uword k = F.n_cols;
     std::vector<int> counts(parts), displs(parts);
@@ -249,6 +250,7 @@ class MpiGrid {
   template <typename eT>
   arma::Mat<eT>& reduce_scatter(arma::Mat<eT>& R, MPI_Comm comm, Range range, int parts,
                                 arma::Mat<eT>& buf) const {
+    if (parts == 1) return R;  // the partial product is already the sum
     const Stopwatch t;
     const arma::uword k = R.n_cols;
     std::vector<int> counts(parts);
