@@ -17,16 +17,11 @@ class BPP {
 
   void update(const arma::Mat<eT>& G, const arma::Mat<eT>& R, arma::Mat<eT>& F,
               const Feasible<eT>& feasible) {
-    // The solver works on columns; rows of F become contiguous columns.
-    Rt_ = R.t();
-    Ft_ = F.t();
-    nnls_.solve(G, Rt_, Ft_, feasible.simplex);
-    F = Ft_.t();
+    nnls_.solve(G, R, F, feasible.simplex);
   }
 
  private:
   BlockPivotingNNLS<eT> nnls_;
-  arma::Mat<eT> Rt_, Ft_;
 };
 
 }  // namespace unmix::rules

@@ -1,9 +1,9 @@
 #pragma once
 #include <algorithm>
 #include <armadillo>
+#include <array>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -11,233 +11,368 @@
 namespace unmix::rules {
 
 // Non-negative least squares with many right-hand sides by block principal
-// pivoting (Kim & Park, SIAM J. Sci. Comput. 33(6), 2011). For every column r
-// of Rt it solves
+// pivoting (Kim & Park, SIAM J. Sci. Comput. 33(6), 2011). For every row r
+// of R it solves
 //     min_{x >= 0}  1/2 x^T G x - r^T x      (G symmetric positive semidefinite)
 // exactly: it exchanges whole blocks of variables between the passive set
 // (x free) and the active set (x = 0) until the KKT conditions
 //     x >= 0,  y = G x - r >= 0,  x .* y = 0
-// hold. Columns whose passive sets are equal share one Cholesky factorization.
-// The solve is warm-started from the passive set of the X passed in.
+// hold. The solve is warm-started from the passive set of the X passed in.
 // With `simplex`, every x must also sum to one: the passive solve carries the
 // equality's multiplier mu (x_P = G_PP^-1 (r_P - mu 1)) and the dual becomes
 // y = G x - r + mu 1; the pivoting is unchanged.
+//
+// The rows are solved a block at a time, transposed into contiguous columns
+// that stay in cache for all the exchange rounds. Within a block, the columns
+// with equal passive sets share one Cholesky factorization and go through
+// the solves, the duals and the exchange a tile at a time, the innermost
+// loops running across the tile. A row's arithmetic does not depend on which
+// rows share its block, factorization or tile, so its solution does not
+// depend on the other rows of the call and a distributed run equals the
+// serial one; only a singular passive block, solved by LAPACK for the whole
+// group at once, may differ in the last bits.
 template <typename eT>
 class BlockPivotingNNLS {
  public:
-  // Rt, X: k x N. On return X holds the solutions. Returns the number of
-  // exchange rounds (0 when the warm start was already optimal).
-  int solve(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, arma::Mat<eT>& X,
+  // R, X: N x k, one problem per row. On return X holds the solutions.
+  // Returns the number of exchange rounds (0 when the warm start was already
+  // optimal).
+  int solve(const arma::Mat<eT>& G, const arma::Mat<eT>& R, arma::Mat<eT>& X,
             bool simplex = false) {
-    const arma::uword k = G.n_rows, N = Rt.n_cols;
+    const arma::uword k = G.n_rows, N = R.n_rows;
     simplex_ = simplex;
-    if (X.n_rows != k || X.n_cols != N) X.zeros(k, N);
-    passive_.resize(static_cast<std::size_t>(k) * N);
-    for (arma::uword i = 0; i < X.n_elem; ++i) passive_[i] = X[i] > 0;
+    words_ = (k + 63) / 64;
+    if (X.n_rows != N || X.n_cols != k) X.zeros(N, k);
+    if (k == 0 || N == 0) return 0;
+    g_max_ = static_cast<double>(arma::abs(G).max());
+    // 2^18 values per block buffer (2 MiB in double): the block's right-hand
+    // sides and solutions stay in cache through every round, and a block
+    // holds enough columns for many to share a passive set and its
+    // factorization (measured: smaller blocks are slower at k = 6 and 16).
+    const arma::uword block = std::max<arma::uword>(64, ((arma::uword(1) << 18) + k - 1) / k);
+    if (Rt_.n_rows != k || Rt_.n_cols < std::min(block, N)) {
+      Rt_.set_size(k, std::min(block, N));
+      X_.set_size(k, std::min(block, N));
+    }
+    int rounds = 0;
+    for (arma::uword first = 0; first < N; first += block) {
+      const arma::uword n = std::min(block, N - first);
+      transpose_in(R, first, n, Rt_);
+      transpose_in(X, first, n, X_);
+      rounds = std::max(rounds, solve_block(G, n));
+      const eT* src = X_.memptr();
+      for (arma::uword j = 0; j < k; ++j) {
+        eT* dst = X.colptr(j) + first;
+        for (arma::uword c = 0; c < n; ++c) dst[c] = src[c * k + j];
+      }
+    }
+    return rounds;
+  }
+
+ private:
+  static constexpr std::size_t tile = 32;
+
+  // Rows first .. first + n - 1 of A into the first n columns of At.
+  static void transpose_in(const arma::Mat<eT>& A, arma::uword first, arma::uword n,
+                           arma::Mat<eT>& At) {
+    const arma::uword k = A.n_cols;
+    eT* dst = At.memptr();
+    for (arma::uword j = 0; j < k; ++j) {
+      const eT* src = A.colptr(j) + first;
+      for (arma::uword c = 0; c < n; ++c) dst[c * k + j] = src[c];
+    }
+  }
+
+  // Solves the first n columns of Rt_ into X_, warm-started from X_.
+  int solve_block(const arma::Mat<eT>& G, arma::uword n) {
+    const arma::uword k = G.n_rows;
+    sets_.assign(n * words_, 0);
+    r_max_.resize(n);
+    for (arma::uword c = 0; c < n; ++c) {  // branch-free: the signs are random
+      const eT* x = X_.colptr(c);
+      const eT* r = Rt_.colptr(c);
+      std::uint64_t* s = set(c);
+      double r_max = 0;
+      for (arma::uword i = 0; i < k; ++i) {
+        s[i >> 6] |= std::uint64_t(x[i] > 0) << (i & 63);
+        r_max = std::max(r_max, std::abs(static_cast<double>(r[i])));
+      }
+      r_max_[c] = r_max;
+    }
     if (simplex_) {
       // A point of the simplex has a positive entry: start an empty column
       // at its best vertex, argmin 1/2 G_ii - r_i.
-      for (arma::uword c = 0; c < N; ++c) {
-        std::uint8_t* p = &passive_[static_cast<std::size_t>(c) * k];
-        if (std::find(p, p + k, 1) != p + k) continue;
+      for (arma::uword c = 0; c < n; ++c) {
+        if (!empty(set(c))) continue;
+        const eT* r = Rt_.colptr(c);
         arma::uword best = 0;
         for (arma::uword i = 1; i < k; ++i)
-          if (0.5 * G(i, i) - Rt(i, c) < 0.5 * G(best, best) - Rt(best, c)) best = i;
-        p[best] = 1;
+          if (0.5 * G(i, i) - r[i] < 0.5 * G(best, best) - r[best]) best = i;
+        flip(set(c), best);
       }
     }
-    Y_.set_size(k, N);
-    alpha_.assign(N, 3);
-    beta_.assign(N, static_cast<int>(k) + 1);
-    g_max_ = static_cast<double>(arma::abs(G).max());
-
-    std::vector<arma::uword> todo(N);
-    std::iota(todo.begin(), todo.end(), arma::uword(0));
-    solve_passive(G, Rt, X, todo);
+    alpha_.assign(n, 3);
+    beta_.assign(n, static_cast<int>(k) + 1);
 
     // Kim & Park's rule terminates in exact arithmetic; the cap only guards
     // against rounding making it cycle on a degenerate problem.
     const int max_rounds = 10 * static_cast<int>(k) + 100;
+    todo_.resize(n);
+    std::iota(todo_.begin(), todo_.end(), arma::uword(0));
     int round = 0;
-    std::vector<arma::uword> next;
-    while (round < max_rounds) {
-      next.clear();
-      for (arma::uword c : todo)
-        if (exchange(Rt, X, c)) next.push_back(c);
-      if (next.empty()) break;
-      todo.swap(next);
-      solve_passive(G, Rt, X, todo);
-      ++round;
+    for (;; ++round) {
+      next_.clear();
+      solve_passive(G, todo_);  // and the exchange, which fills next_
+      if (next_.empty() || round == max_rounds) break;
+      todo_.swap(next_);
     }
-    X.for_each([](eT& v) { if (v < 0) v = eT(0); });  // rounding-level negatives
-    if (simplex_)
-      for (arma::uword c = 0; c < N; ++c) {
-        const eT total = arma::accu(X.col(c));
-        if (total > 0) X.col(c) /= total;
+    for (arma::uword c = 0; c < n; ++c) {
+      eT* x = X_.colptr(c);
+      eT total = 0;
+      for (arma::uword i = 0; i < k; ++i) {
+        x[i] = std::max(x[i], eT(0));  // rounding-level negatives
+        total += x[i];
       }
+      if (simplex_ && total > 0)
+        for (arma::uword i = 0; i < k; ++i) x[i] /= total;
+    }
     return round;
   }
 
- private:
-  // Finds the infeasible variables of column c and flips them in the passive
-  // set following Kim & Park's full-exchange rule with Murty's single-variable
-  // backup. Returns false when column c is already optimal.
-  bool exchange(const arma::Mat<eT>& Rt, const arma::Mat<eT>& X, arma::uword c) {
-    const arma::uword k = X.n_rows;
-    const eT* x = X.colptr(c);
-    const eT* y = Y_.colptr(c);
-    std::uint8_t* p = &passive_[static_cast<std::size_t>(c) * k];
-    double x_max = 0, r_max = 0;
-    for (arma::uword i = 0; i < k; ++i) {
-      x_max = std::max(x_max, std::abs(static_cast<double>(x[i])));
-      r_max = std::max(r_max, std::abs(static_cast<double>(Rt(i, c))));
-    }
-    const double eps = 16.0 * static_cast<double>(k) * std::numeric_limits<eT>::epsilon();
-    const double tol_x = eps * x_max, tol_y = eps * (r_max + g_max_ * x_max);
-    auto infeasible = [&](arma::uword i) {
-      return p[i] ? x[i] < -tol_x : y[i] < -tol_y;
+  // A column's passive set: bit i of word i / 64 is set when x_i is free.
+  std::uint64_t* set(arma::uword c) { return &sets_[c * words_]; }
+  // Bit i of a set whose words are `stride` apart.
+  static bool has(const std::uint64_t* s, arma::uword i, std::size_t stride = 1) {
+    return (s[(i >> 6) * stride] >> (i & 63)) & 1;
+  }
+  static void flip(std::uint64_t* s, arma::uword i) { s[i >> 6] ^= std::uint64_t(1) << (i & 63); }
+  bool empty(const std::uint64_t* s) const {
+    return std::all_of(s, s + words_, [](std::uint64_t w) { return w == 0; });
+  }
+
+  // Orders cols so that equal passive sets are adjacent (a stable radix sort
+  // on the bytes of the sets), then solves each distinct set once; the
+  // columns not yet optimal go to next_.
+  void solve_passive(const arma::Mat<eT>& G, std::vector<arma::uword>& cols) {
+    const arma::uword n_bytes = (G.n_rows + 7) / 8;
+    auto digit = [&](arma::uword c, arma::uword byte) {
+      return static_cast<unsigned>(sets_[c * words_ + byte / 8] >> (8 * (byte % 8))) & 0xffu;
     };
-    int n_infeasible = 0;
-    arma::uword last = 0;
-    for (arma::uword i = 0; i < k; ++i)
-      if (infeasible(i)) { ++n_infeasible; last = i; }
-    if (n_infeasible == 0) return false;
-
-    if (n_infeasible < beta_[c]) {
-      beta_[c] = n_infeasible;
-      alpha_[c] = 3;
-    } else if (alpha_[c] > 0) {
-      --alpha_[c];
-    } else {
-      p[last] ^= 1;  // backup rule: flip only the last infeasible variable
-      keep_one_passive(p, y, k);
-      return true;
+    for (arma::uword byte = 0; byte < n_bytes; ++byte) {
+      std::array<std::size_t, 257> start{};
+      for (arma::uword c : cols) ++start[digit(c, byte) + 1];
+      if (std::find(start.begin() + 1, start.end(), cols.size()) != start.end()) continue;
+      std::partial_sum(start.begin(), start.end(), start.begin());
+      sorted_.resize(cols.size());
+      for (arma::uword c : cols) sorted_[start[digit(c, byte)]++] = c;
+      cols.swap(sorted_);
     }
-    for (arma::uword i = 0; i < k; ++i)
-      if (infeasible(i)) p[i] ^= 1;
-    keep_one_passive(p, y, k);
-    return true;
-  }
-
-  // On the simplex some variable is positive: if the exchange emptied the
-  // passive set, keep the one whose dual is most negative.
-  void keep_one_passive(std::uint8_t* p, const eT* y, arma::uword k) const {
-    if (!simplex_ || std::find(p, p + k, 1) != p + k) return;
-    arma::uword best = 0;
-    for (arma::uword i = 1; i < k; ++i)
-      if (y[i] < y[best]) best = i;
-    p[best] = 1;
-  }
-
-  // Solves the unconstrained problem on the passive set of every listed
-  // column, one factorization per distinct passive set, and updates Y.
-  void solve_passive(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, arma::Mat<eT>& X,
-                     std::vector<arma::uword>& cols) {
-    const arma::uword k = G.n_rows;
-    auto key = [&](arma::uword c) { return &passive_[static_cast<std::size_t>(c) * k]; };
-    std::sort(cols.begin(), cols.end(), [&](arma::uword a, arma::uword b) {
-      const int cmp = std::memcmp(key(a), key(b), k);
-      return cmp < 0 || (cmp == 0 && a < b);
-    });
     for (std::size_t begin = 0; begin < cols.size();) {
+      const std::uint64_t* passive = set(cols[begin]);
       std::size_t end = begin + 1;
-      while (end < cols.size() && std::memcmp(key(cols[begin]), key(cols[end]), k) == 0) ++end;
-      solve_group(G, Rt, X, &cols[begin], end - begin, key(cols[begin]));
+      while (end < cols.size() && std::equal(passive, passive + words_, set(cols[end]))) ++end;
+      solve_group(G, &cols[begin], end - begin, passive);
       begin = end;
     }
   }
 
-  // One Cholesky factorization of G on the passive set, then two triangular
-  // solves per column. Plain loops on reused buffers: the sets are small
-  // (k is tens) and numerous, so allocation and indexing overhead would
-  // otherwise dominate.
-  void solve_group(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, arma::Mat<eT>& X,
-                   const arma::uword* group, std::size_t n_group, const std::uint8_t* passive) {
+  // One Cholesky factorization of G on the passive set, then the group's
+  // columns a tile at a time: x_P (and mu) into tile_, then finish_tile.
+  void solve_group(const arma::Mat<eT>& G, const arma::uword* group, std::size_t n_group,
+                   const std::uint64_t* passive) {
     const arma::uword k = G.n_rows;
     idx_.clear();
-    for (arma::uword i = 0; i < k; ++i)
-      if (passive[i]) idx_.push_back(i);
+    act_.clear();
+    for (arma::uword i = 0; i < k; ++i) (has(passive, i) ? idx_ : act_).push_back(i);
     const arma::uword p = idx_.size();
     L_.set_size(p, p);
     for (arma::uword b = 0; b < p; ++b)
-      for (arma::uword a = 0; a < p; ++a) L_(a, b) = G(idx_[a], idx_[b]);
+      for (arma::uword a = 0; a < p; ++a) L_.at(a, b) = G.at(idx_[a], idx_[b]);
     if (!cholesky(L_)) {
-      solve_group_singular(G, Rt, X, group, n_group);
+      solve_group_singular(G, group, n_group);
       return;
     }
-    rhs_.set_size(p);
-    sol_.set_size(p);
+    U_ = L_.t();
     eT sum_b = 0;
     if (simplex_) {  // b = G_PP^-1 1, shared by the group
-      rhs_.ones();
-      cholesky_solve(L_, rhs_, b_);
-      sum_b = arma::accu(b_);
+      b_.assign(p, eT(1));
+      cholesky_solve(b_.data(), 1);
+      for (arma::uword a = 0; a < p; ++a) sum_b += b_[a];
     }
-    for (std::size_t g = 0; g < n_group; ++g) {
-      const arma::uword c = group[g];
-      for (arma::uword a = 0; a < p; ++a) rhs_[a] = Rt(idx_[a], c);
-      cholesky_solve(L_, rhs_, sol_);
-      eT mu = 0;
-      if (simplex_) {
-        mu = (arma::accu(sol_) - eT(1)) / sum_b;
-        sol_ -= mu * b_;
+    for (std::size_t first = 0; first < n_group; first += tile) {
+      const std::size_t m = std::min(tile, n_group - first);
+      const arma::uword* cols = group + first;
+      tile_.resize(p * m);
+      for (std::size_t j = 0; j < m; ++j) {
+        const eT* r = Rt_.colptr(cols[j]);
+        for (arma::uword a = 0; a < p; ++a) tile_[a * m + j] = r[idx_[a]];
       }
-      eT* x = X.colptr(c);
-      for (arma::uword i = 0; i < k; ++i) x[i] = eT(0);
-      for (arma::uword a = 0; a < p; ++a) x[idx_[a]] = sol_[a];
-      update_y(G, Rt, X, c, mu);
+      cholesky_solve(tile_.data(), m);
+      mu_.assign(m, eT(0));
+      if (simplex_) {
+        for (arma::uword a = 0; a < p; ++a)
+          for (std::size_t j = 0; j < m; ++j) mu_[j] += tile_[a * m + j];
+        for (std::size_t j = 0; j < m; ++j) mu_[j] = (mu_[j] - eT(1)) / sum_b;
+        for (arma::uword a = 0; a < p; ++a)
+          for (std::size_t j = 0; j < m; ++j) tile_[a * m + j] -= mu_[j] * b_[a];
+      }
+      finish_tile(G, cols, m);
     }
   }
 
-  // Solves L L^T x = b by forward and back substitution.
-  static void cholesky_solve(const arma::Mat<eT>& L, const arma::Col<eT>& b, arma::Col<eT>& x) {
-    const arma::uword p = L.n_rows;
-    x.set_size(p);
+  // Solves L L^T X = B in place for m columns stored row-wise, B(a, j) at
+  // b[a * m + j], by columns of L and of U = L^T: every inner loop is
+  // contiguous and free of chains, across the tile's columns when there are
+  // several, down a factor column when there is one.
+  void cholesky_solve(eT* b, std::size_t m) const {
+    if (m == 1)
+      substitute<1>(b, 1);
+    else
+      substitute<0>(b, m);
+  }
+
+  template <std::size_t M>
+  void substitute(eT* b, std::size_t n_cols) const {
+    const std::size_t m = M ? M : n_cols;
+    const arma::uword p = L_.n_rows;
+    for (arma::uword t = 0; t < p; ++t) {
+      const eT* l = L_.colptr(t);
+      eT* xt = b + t * m;
+      for (std::size_t j = 0; j < m; ++j) xt[j] /= l[t];
+      for (arma::uword a = t + 1; a < p; ++a)
+        for (std::size_t j = 0; j < m; ++j) b[a * m + j] -= l[a] * xt[j];
+    }
+    for (arma::uword t = p; t-- > 0;) {
+      const eT* u = U_.colptr(t);
+      eT* xt = b + t * m;
+      for (std::size_t j = 0; j < m; ++j) xt[j] /= u[t];
+      for (arma::uword a = 0; a < t; ++a)
+        for (std::size_t j = 0; j < m; ++j) b[a * m + j] -= u[a] * xt[j];
+    }
+  }
+
+  // Writes the tile's solutions x_P (tile_, row-wise) to X_, computes their
+  // duals y = G x - r (+ mu on the simplex) and runs the exchange; the
+  // columns not yet optimal go to next_.
+  void finish_tile(const arma::Mat<eT>& G, const arma::uword* cols, std::size_t m) {
+    if (m == 1)
+      finish_tile<1>(G, cols, 1);
+    else
+      finish_tile<0>(G, cols, m);
+  }
+
+  template <std::size_t M>
+  void finish_tile(const arma::Mat<eT>& G, const arma::uword* cols, std::size_t n_cols) {
+    const std::size_t m = M ? M : n_cols;
+    const arma::uword k = G.n_rows, p = idx_.size();
+    const eT* x = tile_.data();
+    for (std::size_t j = 0; j < m; ++j) {
+      eT* xc = X_.colptr(cols[j]);
+      std::fill(xc, xc + k, eT(0));
+      for (arma::uword a = 0; a < p; ++a) xc[idx_[a]] = x[a * m + j];
+    }
+    // The tolerances scale with the column: max |x| first, then eps times.
+    const double eps = 16.0 * static_cast<double>(k) * std::numeric_limits<eT>::epsilon();
+    tol_x_.assign(m, 0.0);
+    for (arma::uword a = 0; a < p; ++a)
+      for (std::size_t j = 0; j < m; ++j)
+        tol_x_[j] = std::max(tol_x_[j], std::abs(static_cast<double>(x[a * m + j])));
+    tol_y_.resize(m);
+    for (std::size_t j = 0; j < m; ++j) {
+      tol_y_[j] = eps * (r_max_[cols[j]] + g_max_ * tol_x_[j]);
+      tol_x_[j] *= eps;
+    }
+    // The infeasible variables, as bit masks (variable i at bit i % 64 of
+    // word i / 64, word w of column j at bad_[w * m + j]); branch-free, as
+    // the outcomes are random.
+    bad_.assign(words_ * m, 0);
     for (arma::uword a = 0; a < p; ++a) {
-      eT v = b[a];
-      for (arma::uword t = 0; t < a; ++t) v -= L(a, t) * x[t];
-      x[a] = v / L(a, a);
+      const std::uint64_t bit = std::uint64_t(1) << (idx_[a] & 63);
+      std::uint64_t* bad = &bad_[(idx_[a] >> 6) * m];
+      for (std::size_t j = 0; j < m; ++j) bad[j] |= x[a * m + j] < -tol_x_[j] ? bit : 0;
     }
-    for (arma::uword a = p; a-- > 0;) {
-      eT v = x[a];
-      for (arma::uword t = a + 1; t < p; ++t) v -= L(t, a) * x[t];
-      x[a] = v / L(a, a);
+    // Row-wise like tile_, zero on the passive set. The loop over a is
+    // outermost, so that the sums of narrow tiles do not chain; a lone
+    // column runs down the whole columns of G, which vectorizes.
+    y_.assign(k * m, eT(0));
+    if (M == 1) {
+      const eT* r = Rt_.colptr(cols[0]);
+      for (arma::uword i = 0; i < k; ++i) y_[i] = mu_[0] - r[i];
+      for (arma::uword a = 0; a < p; ++a) {
+        const eT* g = G.colptr(idx_[a]);
+        for (arma::uword i = 0; i < k; ++i) y_[i] += g[i] * x[a];
+      }
+      for (arma::uword i : idx_) y_[i] = eT(0);
+    } else {
+      for (arma::uword i : act_)
+        for (std::size_t j = 0; j < m; ++j) y_[i * m + j] = mu_[j] - Rt_.at(i, cols[j]);
+      for (arma::uword a = 0; a < p; ++a) {
+        const eT* g = G.colptr(idx_[a]);
+        for (arma::uword i : act_)
+          for (std::size_t j = 0; j < m; ++j) y_[i * m + j] += g[i] * x[a * m + j];
+      }
     }
+    for (arma::uword i : act_) {
+      const eT* y = &y_[i * m];
+      const std::uint64_t bit = std::uint64_t(1) << (i & 63);
+      std::uint64_t* bad = &bad_[(i >> 6) * m];
+      for (std::size_t j = 0; j < m; ++j) bad[j] |= y[j] < -tol_y_[j] ? bit : 0;
+    }
+    for (std::size_t j = 0; j < m; ++j)
+      if (exchange(cols[j], j, m)) next_.push_back(cols[j]);
   }
 
-  // y = G x - r (+ mu on the simplex) for column c, exactly zero on the
-  // passive set.
-  void update_y(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, const arma::Mat<eT>& X,
-                arma::uword c, eT mu) {
-    const arma::uword k = G.n_rows;
-    const eT* x = X.colptr(c);
-    const std::uint8_t* passive = &passive_[static_cast<std::size_t>(c) * k];
-    eT* y = Y_.colptr(c);
-    for (arma::uword i = 0; i < k; ++i) y[i] = mu - Rt(i, c);
-    for (arma::uword a : idx_) {
-      const eT xa = x[a];
-      const eT* g = G.colptr(a);
-      for (arma::uword i = 0; i < k; ++i) y[i] += g[i] * xa;
+  // Flips the infeasible variables of column c (column j of the tile) in its
+  // passive set following Kim & Park's full-exchange rule with Murty's
+  // single-variable backup. Returns false when column c is already optimal.
+  bool exchange(arma::uword c, std::size_t j, std::size_t m) {
+    int n_bad = 0;
+    for (arma::uword w = 0; w < words_; ++w)
+      for (std::uint64_t bits = bad_[w * m + j]; bits != 0; bits &= bits - 1) ++n_bad;
+    if (n_bad == 0) return false;
+
+    std::uint64_t* p = set(c);
+    if (n_bad < beta_[c] || alpha_[c] > 0) {
+      if (n_bad < beta_[c]) {
+        beta_[c] = n_bad;
+        alpha_[c] = 3;
+      } else {
+        --alpha_[c];
+      }
+      for (arma::uword w = 0; w < words_; ++w) p[w] ^= bad_[w * m + j];
+    } else {  // backup rule: flip only the last infeasible variable
+      arma::uword last = X_.n_rows - 1;
+      while (!has(&bad_[j], last, m)) --last;
+      flip(p, last);
     }
-    for (arma::uword i = 0; i < k; ++i)
-      if (passive[i]) y[i] = eT(0);
+    if (simplex_ && empty(p)) {
+      // Some variable of the simplex is positive: keep the one whose dual
+      // is most negative.
+      arma::uword best = 0;
+      for (arma::uword i = 1; i < X_.n_rows; ++i)
+        if (y_[i * m + j] < y_[best * m + j]) best = i;
+      flip(p, best);
+    }
+    return true;
   }
 
   // In-place lower Cholesky factor; false when the matrix is not
-  // numerically positive definite.
+  // numerically positive definite. Left-looking by columns: the inner loops
+  // run down contiguous columns and do not chain on one another.
   static bool cholesky(arma::Mat<eT>& A) {
     const arma::uword p = A.n_rows;
     for (arma::uword j = 0; j < p; ++j) {
-      eT d = A(j, j);
-      for (arma::uword t = 0; t < j; ++t) d -= A(j, t) * A(j, t);
-      if (!(d > std::numeric_limits<eT>::epsilon() * A(j, j) * eT(p))) return false;
-      d = std::sqrt(d);
-      A(j, j) = d;
-      for (arma::uword i = j + 1; i < p; ++i) {
-        eT v = A(i, j);
-        for (arma::uword t = 0; t < j; ++t) v -= A(i, t) * A(j, t);
-        A(i, j) = v / d;
+      const eT a_jj = A.at(j, j);
+      eT* aj = A.colptr(j);
+      for (arma::uword t = 0; t < j; ++t) {
+        const eT l = A.at(j, t);
+        const eT* at = A.colptr(t);
+        for (arma::uword i = j; i < p; ++i) aj[i] -= at[i] * l;
       }
+      if (!(aj[j] > std::numeric_limits<eT>::epsilon() * a_jj * eT(p))) return false;
+      const eT d = std::sqrt(aj[j]);
+      aj[j] = d;
+      for (arma::uword i = j + 1; i < p; ++i) aj[i] /= d;
     }
     return true;
   }
@@ -245,15 +380,14 @@ class BlockPivotingNNLS {
   // A singular passive block (duplicate or zero columns in the other
   // factor): the minimum-norm least-squares solution still minimizes. On the
   // simplex, solve the bordered system [G_PP 1; 1^T 0] [x; mu] = [r_P; 1].
-  void solve_group_singular(const arma::Mat<eT>& G, const arma::Mat<eT>& Rt, arma::Mat<eT>& X,
-                            const arma::uword* group, std::size_t n_group) {
+  void solve_group_singular(const arma::Mat<eT>& G, const arma::uword* group, std::size_t n_group) {
     const arma::uvec idx = arma::conv_to<arma::uvec>::from(idx_);
     const arma::uword p = idx.n_elem, extra = simplex_ ? 1 : 0;
     const arma::uvec cols(const_cast<arma::uword*>(group), n_group, false, true);
     arma::Mat<eT> A(p + extra, p + extra, arma::fill::zeros), B(p + extra, n_group);
     if (p > 0) {
       A.submat(0, 0, p - 1, p - 1) = G.submat(idx, idx);
-      B.rows(0, p - 1) = Rt.submat(idx, cols);
+      B.rows(0, p - 1) = Rt_.submat(idx, cols);
     }
     if (simplex_) {
       A.row(p).fill(eT(1));
@@ -264,22 +398,28 @@ class BlockPivotingNNLS {
     arma::Mat<eT> sol;
     if (A.is_empty() || !arma::solve(sol, A, B, arma::solve_opts::force_approx))
       sol.zeros(p + extra, n_group);
-    for (std::size_t g = 0; g < n_group; ++g) {
-      eT* x = X.colptr(group[g]);
-      for (arma::uword i = 0; i < X.n_rows; ++i) x[i] = eT(0);
-      for (arma::uword a = 0; a < p; ++a) x[idx[a]] = sol(a, g);
-      update_y(G, Rt, X, group[g], simplex_ ? sol(p, g) : eT(0));
+    for (std::size_t first = 0; first < n_group; first += tile) {
+      const std::size_t m = std::min(tile, n_group - first);
+      tile_.resize(p * m);
+      mu_.assign(m, eT(0));
+      for (std::size_t j = 0; j < m; ++j) {
+        for (arma::uword a = 0; a < p; ++a) tile_[a * m + j] = sol(a, first + j);
+        if (simplex_) mu_[j] = sol(p, first + j);
+      }
+      finish_tile(G, group + first, m);
     }
   }
 
-  std::vector<std::uint8_t> passive_;
-  std::vector<arma::uword> idx_;
-  arma::Mat<eT> L_;
-  arma::Col<eT> rhs_, sol_, b_;
   bool simplex_ = false;
-  std::vector<int> alpha_, beta_;
-  arma::Mat<eT> Y_;
+  arma::uword words_ = 1;
   double g_max_ = 0;
+  arma::Mat<eT> Rt_, X_;  // the block's rows of R and X as columns
+  std::vector<double> r_max_, tol_x_, tol_y_;
+  std::vector<std::uint64_t> sets_, bad_;
+  std::vector<int> alpha_, beta_;
+  std::vector<arma::uword> todo_, next_, sorted_, idx_, act_;
+  arma::Mat<eT> L_, U_;  // G_PP = L L^T, U = L^T
+  std::vector<eT> b_, tile_, mu_, y_;
 };
 
 }  // namespace unmix::rules
