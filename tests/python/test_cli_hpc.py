@@ -410,6 +410,19 @@ def test_errors_every_rank_exits(tmp_path, case):
     assert not (tmp_path / "out.json").exists()
 
 
+def _flags_match_python(unmix, X, tmp_path, mpi, cases):
+    """unmix-nmf with each set of flags (X saved as X.npy) gives the factors
+    and objective history of unmix.nmf with the matching keywords."""
+    for flags, kw in cases:
+        check_ok(run([str(tmp_path / "X.npy"), "-k", "3", "--max-iter", "30", "--tol", "0",
+                      "--quiet", "-o", str(tmp_path / "c"), *flags], mpi=mpi))
+        W, H, summary = load(tmp_path / "c")
+        ref = unmix.nmf(X, 3, max_iter=30, tol=0, random_state=0, **kw)
+        assert_same(W, ref.W, np.float64)
+        assert_same(H, ref.H, np.float64)
+        np.testing.assert_allclose(summary["objective"], ref.objective, rtol=1e-9)
+
+
 @pytest.mark.parametrize("mpi", [False, True])
 def test_constraint_flags_match_python(tmp_path, mpi):
     if mpi and MPIRUN is None:
@@ -417,15 +430,10 @@ def test_constraint_flags_match_python(tmp_path, mpi):
     unmix = pytest.importorskip("unmix")
     X = low_rank(seed=6)
     np.save(tmp_path / "X.npy", X)
-    for flags, kw in ((["--sum-to-one", "--solver", "bpp"], dict(sum_to_one=True, solver="bpp")),
-                      (["--bounds-W", "0,0.5", "--bounds-H", "0.01,inf", "--solver", "hals"],
-                       dict(bounds_W=(0, 0.5), bounds_H=(0.01, np.inf), solver="hals"))):
-        check_ok(run([str(tmp_path / "X.npy"), "-k", "3", "--max-iter", "30", "--tol", "0",
-                      "--quiet", "-o", str(tmp_path / "c"), *flags], mpi=mpi))
-        W, H, _ = load(tmp_path / "c")
-        ref = unmix.nmf(X, 3, max_iter=30, tol=0, random_state=0, **kw)
-        assert_same(W, ref.W, np.float64)
-        assert_same(H, ref.H, np.float64)
+    _flags_match_python(unmix, X, tmp_path, mpi, (
+        (["--sum-to-one", "--solver", "bpp"], dict(sum_to_one=True, solver="bpp")),
+        (["--bounds-W", "0,0.5", "--bounds-H", "0.01,inf", "--solver", "hals"],
+         dict(bounds_W=(0, 0.5), bounds_H=(0.01, np.inf), solver="hals"))))
     res = run([str(tmp_path / "X.npy"), "-k", "3", "--bounds-W", "0,1", "--solver", "bpp",
                "-o", str(tmp_path / "e")])
     assert res.returncode == 2 and "use 'hals', 'mu' or 'admm'" in res.stderr
@@ -444,7 +452,7 @@ def test_graph_minvol_fixed_and_admm_flags_match_python(tmp_path, mpi):
     E = np.random.default_rng(8).random((1, X.shape[1]))
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "E.npy", E)
-    for flags, kw in (
+    _flags_match_python(unmix, X, tmp_path, mpi, (
         (["--graph-W", "grid:6x10:8", "--smooth-W", "0.5"], dict(graph_W=graphs.grid((6, 10), 8), smooth_W=0.5)),
         (["--minvol-H", "0.1", "--sum-to-one"], dict(minvol_H=0.1, sum_to_one=True)),
         (["--fixed-H", str(tmp_path / "E.npy"), "--solver", "hals"], dict(fixed_H=E, solver="hals")),
@@ -453,14 +461,7 @@ def test_graph_minvol_fixed_and_admm_flags_match_python(tmp_path, mpi):
         (["--graph-W", "grid:6x10", "--smooth-W", "2", "--fixed-H", str(tmp_path / "E.npy"),
           "--loss", "kl", "--sum-to-one"],
          dict(graph_W=graphs.grid((6, 10), 4), smooth_W=2.0, fixed_H=E, loss="kl", sum_to_one=True)),
-    ):
-        check_ok(run([str(tmp_path / "X.npy"), "-k", "3", "--max-iter", "30", "--tol", "0",
-                      "--quiet", "-o", str(tmp_path / "c"), *flags], mpi=mpi))
-        W, H, summary = load(tmp_path / "c")
-        ref = unmix.nmf(X, 3, max_iter=30, tol=0, random_state=0, **kw)
-        assert_same(W, ref.W, np.float64)
-        assert_same(H, ref.H, np.float64)
-        np.testing.assert_allclose(summary["objective"], ref.objective, rtol=1e-9)
+    ))
     res = run([str(tmp_path / "X.npy"), "-k", "3", "--graph-W", "grid:6x9", "--smooth-W", "1",
                "-o", str(tmp_path / "e")])
     assert res.returncode == 2 and "has 54 pixels, but the data has 60 samples" in res.stderr

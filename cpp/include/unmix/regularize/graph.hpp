@@ -52,19 +52,23 @@ class Graph {
     std::sort(wanted.begin(), wanted.end());
     wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
     auto plan = comm.row_exchange(W_side, wanted);
-    // Columns of the local S: own rows first, then the halo in the plan's order.
-    std::vector<arma::uword> where(S_.n_cols, 0);
-    for (arma::uword c = own.first; c < last; ++c) where[c] = c - own.first;
-    for (std::size_t t = 0; t < plan.recv_rows.size(); ++t) where[plan.recv_rows[t]] = own.count + t;
-    arma::umat at(2, mine.n_nonzero);
-    arma::Col<eT> values(mine.n_nonzero);
-    arma::uword t = 0;
-    for (auto e = mine.begin(); e != mine.end(); ++e, ++t) {
-      at(0, t) = e.row();
-      at(1, t) = where[e.col()];
-      values[t] = *e;
+    // This rank's rows of S, split by columns: those of its own rows of F,
+    // and those of the halo in the plan's order.
+    std::vector<arma::uword> halo_col(S_.n_cols, 0);
+    for (std::size_t t = 0; t < plan.recv_rows.size(); ++t) halo_col[plan.recv_rows[t]] = t;
+    std::vector<arma::uword> at[2];
+    std::vector<eT> values[2];
+    for (auto e = mine.begin(); e != mine.end(); ++e) {
+      const bool halo = e.col() < own.first || e.col() >= last;
+      at[halo].insert(at[halo].end(), {e.row(), halo ? halo_col[e.col()] : e.col() - own.first});
+      values[halo].push_back(*e);
     }
-    S_ = arma::SpMat<eT>(at, values, own.count, own.count + plan.recv_rows.size());
+    auto block = [&](int h, arma::uword n_cols) {
+      return arma::SpMat<eT>(arma::umat(at[h].data(), 2, values[h].size()),
+                             arma::Col<eT>(values[h]), own.count, n_cols);
+    };
+    S_ = block(0, own.count);
+    S_halo_ = block(1, plan.recv_rows.size());
     degree_ = own.count ? arma::Col<eT>(degree_.subvec(own.first, last - 1)) : arma::Col<eT>();
     fetch_ = [&comm, plan = std::move(plan)](const arma::Mat<eT>& F, arma::Mat<eT>& halo) {
       comm.exchange_rows(plan, F, halo);
@@ -74,12 +78,10 @@ class Graph {
   // S F for the current F: needed by the next half-step and the objective.
   void track(const arma::Mat<eT>& F) {
     if (!active()) return;
-    if (!fetch_) {
-      SF_ = S_ * F;
-      return;
-    }
+    SF_ = S_ * F;
+    if (!fetch_) return;
     fetch_(F, halo_);
-    SF_ = S_ * arma::join_cols(F, halo_);
+    SF_ += S_halo_ * halo_;
   }
   void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F) const {
     if (!active()) return;
@@ -114,6 +116,7 @@ class Graph {
   arma::SpMat<eT> S_;
   arma::Col<eT> degree_;
   eT d_max_ = 0;
+  arma::SpMat<eT> S_halo_;  // distributed: S_ links own rows, S_halo_ the halo
   arma::Mat<eT> SF_, halo_;
   std::function<void(const arma::Mat<eT>&, arma::Mat<eT>&)> fetch_;
 };
