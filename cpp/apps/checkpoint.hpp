@@ -10,6 +10,7 @@
 // Every rank writes its files, the ranks meet, then rank 0 replaces `state`
 // atomically; only after that do the ranks delete the older generation. So
 // `state` always names a generation whose files are all there.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -17,7 +18,7 @@
 
 namespace unmix_nmf {
 
-constexpr const char* checkpoint_magic = "unmix-nmf checkpoint 1";
+constexpr const char* checkpoint_magic = "unmix-nmf checkpoint 2";
 
 std::string checkpoint_folder(const std::string& prefix) { return prefix + ".ckpt"; }
 
@@ -78,6 +79,8 @@ void save_checkpoint(const std::string& folder, const std::string& key, const un
       write_vector(out, "fixed_at_start", s.fixed_at_start);
       write_vector(out, "objective", s.objective);
       write_vector(out, "rel_error", s.rel_error);
+      for (auto [name, gram] : {std::pair{"gram_W", &s.gram_W}, std::pair{"gram_H", &s.gram_H}})
+        write_vector(out, name, std::vector<double>(gram->begin(), gram->end()));
       out << "events " << s.events.size() << "\n";
       for (const auto& e : s.events) out << e.iteration << " " << e.what << "\n";
     });
@@ -108,6 +111,12 @@ unmix::State<eT> load_checkpoint(const std::string& folder, const std::string& k
   s.fixed_at_start = read_vector(in, "fixed_at_start", file);
   s.objective = read_vector(in, "objective", file);
   s.rel_error = read_vector(in, "rel_error", file);
+  for (auto [name, gram] : {std::pair{"gram_W", &s.gram_W}, std::pair{"gram_H", &s.gram_H}}) {
+    const std::vector<double> g = read_vector(in, name, file);
+    const auto k = arma::uword(std::llround(std::sqrt(double(g.size()))));
+    if (k * k != g.size()) throw std::runtime_error("checkpoint '" + file + "' is damaged (in '" + name + "')");
+    *gram = arma::conv_to<arma::Mat<eT>>::from(arma::mat(g.data(), k, k));
+  }
   std::size_t n_events = 0;
   if (!(in >> word >> n_events) || word != "events" || n_events > (1u << 20))
     throw std::runtime_error("checkpoint '" + file + "' is damaged (at 'events')");

@@ -68,7 +68,8 @@ inline void parse_factor(const py::dict& d, const std::string& f, FactorOptions&
 // typo in the Python layer cannot be silently ignored.
 inline Options parse_options(const py::dict& d) {
   static const std::set<std::string> general = {"solver", "init", "loss", "max_iter", "tol",
-                                                "time_limit", "seed", "transposed", "data_name"};
+                                                "time_limit", "seed", "transposed", "data_name",
+                                                "threads"};
   static const std::set<std::string> per_factor = {
       "l1", "l2", "fixed", "smooth", "minvol", "minvol_delta", "graph", "lower", "upper", "lower_cols",
       "upper_cols", "simplex", "fixed_cols", "fixed_values", "name"};
@@ -90,6 +91,7 @@ inline Options parse_options(const py::dict& d) {
   get("time_limit", o.time_limit);
   get("seed", o.seed);
   get("transposed", o.transposed);
+  get("threads", o.threads);
   get("data_name", o.data_name);
   parse_factor(d, "W", o.W);
   parse_factor(d, "H", o.H);
@@ -150,6 +152,8 @@ py::dict state_to_dict(const State<eT>& s) {
   d["data_norm"] = s.data_norm;
   d["fixed_at_start"] = py::array_t<double>(s.fixed_at_start.size(), s.fixed_at_start.data());
   d["events"] = events_to_list(s.events);
+  d["gram_W"] = to_numpy(arma::Mat<eT>(s.gram_W));
+  d["gram_H"] = to_numpy(arma::Mat<eT>(s.gram_H));
   return d;
 }
 
@@ -171,6 +175,10 @@ State<eT> state_from_dict(const py::dict& d) {
   for (const auto& e : py::cast<py::list>(d["events"])) {
     const auto t = py::cast<py::tuple>(e);
     s.events.push_back({py::cast<int>(t[0]), py::cast<std::string>(t[1])});
+  }
+  if (d.contains("gram_W")) {  // checkpoints of unmix 0.1.0 have none
+    s.gram_W = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["gram_W"])));
+    s.gram_H = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["gram_H"])));
   }
   return s;
 }

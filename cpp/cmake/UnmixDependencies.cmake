@@ -20,6 +20,10 @@ if(NOT DEFINED BLA_VENDOR)
 endif()
 find_package(BLAS REQUIRED)
 find_package(LAPACK REQUIRED)
+# The core's own thread pool (parallel/pool.hpp) and the run-time lookup of
+# the BLAS's thread setting (parallel/blas_threads.hpp).
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
 
 # The settings every user of the headers needs; the installed package
 # config applies the same ones (cpp/cmake/unmixConfig.cmake.in).
@@ -30,5 +34,5 @@ set(UNMIX_ARMA_DEFINITIONS
 function(unmix_link_dependencies target)
   target_include_directories(${target} SYSTEM INTERFACE $<BUILD_INTERFACE:${ARMADILLO_INCLUDE_DIRS}>)
   target_compile_definitions(${target} INTERFACE ${UNMIX_ARMA_DEFINITIONS})
-  target_link_libraries(${target} INTERFACE LAPACK::LAPACK BLAS::BLAS)
+  target_link_libraries(${target} INTERFACE LAPACK::LAPACK BLAS::BLAS Threads::Threads ${CMAKE_DL_LIBS})
 endfunction()

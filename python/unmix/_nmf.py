@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import numbers
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -222,11 +221,13 @@ def nmf(
         that of the uninterrupted run.
 
     n_threads : int, optional
-        Threads of the BLAS library unmix calls (the one
-        ``unmix._core.blas_path()`` names; threadpoolctl lists it too) for
-        the duration of the fit; None leaves it as it is. The setting is
-        the library's, for the whole process: fits running at the same time
-        in several threads should pass the same value.
+        Threads of unmix's own kernels (the data products and the updates);
+        None: every core this process may run on. The result is the same
+        for any number of threads. During a fit the BLAS library unmix
+        calls (the one ``unmix._core.blas_path()`` names) runs on one
+        thread, as its work is small next to the kernels' and its own
+        threads would compete with them for the cores; the setting is put
+        back when the fit ends.
 
     Every solver keeps the penalized objective monotone under every
     constraint it accepts; a combination a solver cannot do exactly is
@@ -368,7 +369,9 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         sample_f, feature_f = np.asfortranarray(W), np.asfortranarray(H.T)
         W0, H0 = (feature_f, sample_f) if M.transposed else (sample_f, feature_f)
 
-    with _Progress(callback, verbose, max_iter, solver) as progress, _blas_threads(o["n_threads"]):
+    if o["n_threads"] is not None:
+        options["threads"] = check_int(o["n_threads"], "n_threads", 1)
+    with _Progress(callback, verbose, max_iter, solver) as progress:
         # Without a callback or a bar the core still checks for Ctrl-C.
         hook = progress if (callback is not None or verbose) else None
         if M.dense is not None:
@@ -454,29 +457,6 @@ def _auto_weights(X: Any, shape: tuple[int, int], k: int, o: dict[str, Any]) -> 
     if "minvol_H" in auto:
         out["minvol_H"] = AUTO_MINVOL_H * shape[0] * shape[1] * sigma2
     return out
-
-
-@contextlib.contextmanager
-def _blas_threads(n_threads: Optional[int]) -> Iterator[None]:
-    """Sets the thread count of the core's BLAS (and of no other loaded
-    BLAS) for the duration of a fit."""
-    if n_threads is None:
-        yield
-        return
-    n = check_int(n_threads, "n_threads", 1)
-    from threadpoolctl import ThreadpoolController
-
-    ours = os.path.realpath(_core.blas_path())
-    libs = [c for c in ThreadpoolController().lib_controllers
-            if os.path.realpath(c.filepath) == ours]
-    before = [c.num_threads for c in libs]
-    for c in libs:
-        c.set_num_threads(n)
-    try:
-        yield
-    finally:
-        for c, b in zip(libs, before):
-            c.set_num_threads(b)
 
 
 def _resume_source(o: dict[str, Any]) -> Optional[Union[str, os.PathLike]]:

@@ -30,7 +30,9 @@ from ._files import atomic_write
 # Options that may change between the interrupted run and the resumed one
 # (the start and its seed are the checkpoint's; the seed is kept in it).
 _MAY_CHANGE = {"max_iter", "tol", "time_limit", "init", "seed"}
-_STATE_ARRAYS = ("W", "H", "objective", "rel_error", "fixed_at_start")
+_STATE_ARRAYS = ("W", "H", "objective", "rel_error", "fixed_at_start", "gram_W", "gram_H")
+# Files from unmix 0.1.0 lack these; the run then sums them again.
+_OPTIONAL_ARRAYS = ("gram_W", "gram_H")
 _STATE_SCALARS = ("iteration", "elapsed", "data_norm")
 
 
@@ -74,7 +76,8 @@ def load(path: Union[str, os.PathLike], fp: Optional[dict[str, Any]] = None) -> 
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            state = {key: z[key] for key in _STATE_ARRAYS}
+            state = {key: z[key] for key in _STATE_ARRAYS
+                     if key in z.files or key not in _OPTIONAL_ARRAYS}
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - any unreadable file gets one message

@@ -9,7 +9,7 @@ template <typename eT>
 auto init_only(const arma::Mat<eT>& M, arma::uword k, unmix::Init init, std::uint64_t seed = 0) {
   unmix::data::Dense<eT> data(M);
   unmix::comm::Serial comm;
-  unmix::Products<unmix::data::Dense<eT>, unmix::comm::Serial> products(data, comm);
+  unmix::Products<unmix::data::Dense<eT>, unmix::comm::Serial> products(data, comm, 2);
   unmix::Options o;
   o.init = init;
   o.seed = seed;
@@ -24,7 +24,7 @@ TEST_CASE("randomized SVD finds the leading singular values", "[init]") {
   const arma::mat M = test::noisy(test::low_rank<double>(120, 90, 6, 21), 0.01, 22);
   unmix::data::Dense<double> data(M);
   unmix::comm::Serial comm;
-  unmix::Products<unmix::data::Dense<double>, unmix::comm::Serial> products(data, comm);
+  unmix::Products<unmix::data::Dense<double>, unmix::comm::Serial> products(data, comm, 2);
   const unmix::init::NaturalOperator<decltype(products)> N{products, false};
   const auto svd = unmix::init::randomized_svd(N, 6, 7, 1, 0, 90, 120, 90);
   const arma::vec s = arma::svd(M);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../core/timer.hpp"
+#include "../parallel/pool.hpp"
 #include "split.hpp"
 
 namespace unmix::comm {
@@ -73,6 +74,15 @@ class MpiGrid {
     col_ = rank_ % pc;
     MPI_Comm_split(world_, /*color=*/row_, /*key=*/col_, &row_comm_);  // same grid row
     MPI_Comm_split(world_, /*color=*/col_, /*key=*/row_, &col_comm_);  // same grid column
+    // The ranks on this node share its cores: each takes its part, unless
+    // the launcher already bound it to fewer.
+    MPI_Comm node;
+    MPI_Comm_split_type(world_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+    int on_node = 1;
+    MPI_Comm_size(node, &on_node);
+    MPI_Comm_free(&node);
+    threads_ = std::max(1, std::min(parallel::available_cores(),
+                                    int(std::thread::hardware_concurrency()) / std::max(1, on_node)));
   }
   ~MpiGrid() {
     MPI_Comm_free(&row_comm_);
@@ -84,6 +94,8 @@ class MpiGrid {
 
   int rank() const { return rank_; }
   int size() const { return pr_ * pc_; }
+  // Threads of the core's kernels when Options::threads is 0.
+  int default_threads() const { return threads_; }
   int grid_rows() const { return pr_; }
   int grid_cols() const { return pc_; }
   int row() const { return row_; }
@@ -275,7 +287,7 @@ class MpiGrid {
 
   int pr_, pc_;
   arma::uword m_, n_;
-  int rank_ = 0, row_ = 0, col_ = 0;
+  int rank_ = 0, row_ = 0, col_ = 0, threads_ = 1;
   MPI_Comm world_ = MPI_COMM_NULL, row_comm_ = MPI_COMM_NULL, col_comm_ = MPI_COMM_NULL;
   mutable CommStats stats_;
   // Packing buffers, reused across iterations.

@@ -1,6 +1,7 @@
 #pragma once
 #include <armadillo>
 
+#include "../parallel/pool.hpp"
 #include "split.hpp"
 
 namespace unmix::comm {
@@ -34,6 +35,9 @@ struct Serial {
   arma::Mat<eT>& scatter_H(arma::Mat<eT>& R, arma::Mat<eT>&) const { return R; }
 
   int size() const { return 1; }  // ranks
+  int grid_rows() const { return 1; }
+  // Threads of the core's kernels when Options::threads is 0.
+  int default_threads() const { return parallel::available_cores(); }
 
   // The rows of W (of m) and of H (of n) this rank owns.
   Range W_rows(arma::uword m) const { return {0, m}; }

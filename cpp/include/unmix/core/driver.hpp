@@ -7,8 +7,10 @@
 #include "../comm/serial.hpp"
 #include "../data/stats.hpp"
 #include "../init/initialize.hpp"
+#include "../parallel/blas_threads.hpp"
 #include "factor_step.hpp"
 #include "faults.hpp"
+#include "fused_step.hpp"
 #include "options.hpp"
 #include "products.hpp"
 #include "progress.hpp"
@@ -46,6 +48,14 @@ class Driver {
 
 namespace detail {
 
+// Dense data: the H half-step can be fused with the next product
+// (core/fused_step.hpp), when the grid has one row of ranks (each rank's
+// block then holds whole columns of M, so its rows of M^T W are complete).
+template <typename D, typename = void>
+struct fusable : std::false_type {};
+template <typename D>
+struct fusable<D, std::void_t<decltype(std::declval<const D&>().matrix())>> : std::true_type {};
+
 inline void check_data(const DataStats& s, const std::string& name) {
   if (s.n_nonfinite > 0)
     throw std::invalid_argument(name + " must be finite, got " + std::to_string(s.n_nonfinite) +
@@ -69,7 +79,9 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   const Stopwatch clock;
   Result<eT> res;
   Timings& t = res.timings;
-  Products<Data, Comm> products(data, comm);
+  const int threads = opt_.threads > 0 ? opt_.threads : comm.default_threads();
+  const parallel::SingleThreadedBlas blas_on_one_thread;
+  Products<Data, Comm> products(data, comm, threads);
 
   // One pass over the data: validation, the scale of a random start, ||M||^2.
   DataStats stats = data.stats();
@@ -109,7 +121,8 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
 
   arma::Mat<eT>* F[2] = {&W, &H};
   const FactorOptions* fopt[2] = {&opt_.W, &opt_.H};
-  FactorStep<eT, Rule> step[2] = {FactorStep<eT, Rule>(opt_.W, k), FactorStep<eT, Rule>(opt_.H, k)};
+  FactorStep<eT, Rule> step[2] = {FactorStep<eT, Rule>(opt_.W, k, threads),
+                                  FactorStep<eT, Rule>(opt_.H, k, threads)};
   if constexpr (Comm::distributed) {
     step[0].distribute(comm, true, comm.W_rows(m));
     step[1].distribute(comm, false, comm.H_rows(n));
@@ -122,7 +135,10 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   // Update the natural rows' factor first, whatever the orientation of M.
   const int order[2] = {opt_.transposed ? 1 : 0, opt_.transposed ? 0 : 1};
   arma::Mat<eT> gram[2];
-  {
+  if (resume && !resume->gram_W.is_empty()) {
+    gram[0] = resume->gram_W;
+    gram[1] = resume->gram_H;
+  } else {
     const ScopedTimer timer(t.gram);
     products.gram(W, gram[0]);
     products.gram(H, gram[1]);
@@ -167,8 +183,10 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
 
   // The penalized objective, given <F[s], R> on this rank for the factor s
   // that changed last (the other one is unchanged since R).
-  auto objective = [&](double cross_local, double& rel_error) {
-    arma::Mat<double> local = {cross_local, step[0].local_penalty(W), step[1].local_penalty(H)};
+  // H's penalty may be given, as it was before H changed.
+  auto objective = [&](double cross_local, double& rel_error, const double* H_penalty = nullptr) {
+    arma::Mat<double> local = {cross_local, step[0].local_penalty(W),
+                               H_penalty ? *H_penalty : step[1].local_penalty(H)};
     comm.all_reduce(local);
     const double loss = 0.5 * (norm2 - 2.0 * local[0] + inner(gram[0], gram[1]));
     rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
@@ -202,9 +220,9 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     return pass;
   };
 
-  // After F[s] changed: its Gram matrix, a breakdown check (the all-reduced
-  // Gram matrix is non-finite on every rank if F[s] is anywhere), and the
-  // components that died. A column of zeros has left the model for good
+  // After F[s] changed (and gram[s] with it): a breakdown check (the
+  // all-reduced Gram matrix is non-finite on every rank if F[s] is
+  // anywhere), and the components that died. A column of zeros has left the model for good
   // (every rule keeps it at zero). Without penalties that is an accident of
   // the start, and the column gets one fresh random start: the objective may
   // rise at that iteration. With penalties, zero may be the regularized
@@ -214,10 +232,6 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
                          opt_.H.l1 > 0 || opt_.H.l2 > 0 || opt_.H.smooth > 0 || opt_.H.minvol > 0;
   std::vector<bool> dead[2] = {std::vector<bool>(k, false), std::vector<bool>(k, false)};
   auto after_update = [&](int s, int it) {
-    {
-      const ScopedTimer timer(t.gram);
-      products.gram(*F[s], gram[s]);
-    }
     if (!gram[s].is_finite()) detail::throw_breakdown<eT>(names[s], *fopt[s], it, data_rms);
     bool any = false;
     for (arma::uword j = 0; j < k; ++j) {
@@ -257,9 +271,21 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     st.data_norm = res.data_norm;
     st.fixed_at_start = {step[0].fixed_at_start(), step[1].fixed_at_start()};
     st.events = res.events;
+    st.gram_W = gram[0];
+    st.gram_H = gram[1];
     return st;
   };
   double next_save = elapsed_before + checkpointing.seconds;
+
+  // The fused pass, where it pays (dense data, one row of ranks, a copy of
+  // M H that stays in cache): Z holds this rank's M H for W's next
+  // half-step.
+  FusedPlan plan;
+  if constexpr (detail::fusable<Data>::value)
+    if (comm.grid_rows() == 1) plan = fused_plan<eT>(data.n_rows(), data.n_cols(), k);
+  const bool fused = plan.parts > 0 && opt_.loss == Loss::frobenius && update[0] && update[1];
+  arma::Mat<eT> Z, gathered, scattered;
+  bool z_ready = false;
 
   bool stop = false;
   for (int it = res.n_iter + 1; it <= opt_.max_iter && !stop; ++it) {
@@ -277,6 +303,10 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
           const ScopedTimer timer(t.update);
           step[s].update_kl(products.column_sums(*F[1 - s]), *kl_product, *F[s]);
         }
+        {
+          const ScopedTimer timer(t.gram);
+          products.gram(*F[s], gram[s]);
+        }
         reseeded |= after_update(s, it);
       }
       // One more pass for the objective at the new point (the products of
@@ -285,21 +315,55 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     } else {
       for (int s : order) {
         if (!update[s]) continue;
+        if (fused && s == 1) {
+          // H's half-step and the product M H of W's, in one pass over M
+          // (its time counts as products).
+          arma::Mat<eT> new_gram;
+          double before = 0;
+          const bool first = res.objective.empty();
+          const double H_penalty = first ? step[1].local_penalty(H) : 0.0;
+          {
+            const ScopedTimer timer(t.products);
+            if constexpr (detail::fusable<Data>::value)
+              fused_half_step(data.matrix(), comm.gather_W(W, gathered), gram[0], H, gram[1], step[1],
+                              plan, threads, Z, new_gram, cross, before);
+          }
+          comm.all_reduce(new_gram);
+          if (first) {  // the starting point's objective
+            const double f0 = objective(before, rel, &H_penalty);
+            record(f0, rel);
+          }
+          gram[1] = std::move(new_gram);
+          const bool revived = after_update(1, it);
+          reseeded |= revived;
+          z_ready = !revived;
+          continue;
+        }
         arma::Mat<eT>* R;
         {
           const ScopedTimer timer(t.products);
-          R = (s == 0) ? &products.times(H) : &products.trans_times(W);
+          if (fused && s == 0) {
+            if constexpr (detail::fusable<Data>::value)
+              if (!z_ready) fused_times(data.matrix(), H, plan, threads, Z);
+            z_ready = false;
+            R = &comm.scatter_W(Z, scattered);
+          } else {
+            R = (s == 0) ? &products.times(H) : &products.trans_times(W);
+          }
         }
         if (res.objective.empty()) {  // the starting point's objective, for free
           const double f0 = objective(inner(*F[s], *R), rel);
           record(f0, rel);
         }
         {
+          // The rule's pass over F also sums F^T F and <F, R> at the new F.
           const ScopedTimer timer(t.update);
-          step[s].update(gram[1 - s], *R, *F[s], gram[s]);
+          arma::Mat<eT> new_gram;
+          step[s].update(gram[1 - s], *R, *F[s], gram[s], new_gram, cross);
+          comm.all_reduce(new_gram);
+          gram[s] = std::move(new_gram);
         }
         reseeded |= after_update(s, it);
-        cross = inner(*F[s], *R);
       }
       f = objective(cross, rel);
     }

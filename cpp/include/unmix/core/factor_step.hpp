@@ -1,12 +1,24 @@
 #pragma once
+#include <algorithm>
 #include <armadillo>
+#include <vector>
 
+#include "../kernels/dense_products.hpp"
+#include "../parallel/pool.hpp"
 #include "../regularize/penalty.hpp"
 #include "../rules/mu_kl.hpp"
 #include "feasible.hpp"
 #include "options.hpp"
+#include "products.hpp"
 
 namespace unmix {
+
+// Rows of a factor per block of a half-step: about 8192 values, so that a
+// block's rows of F and R stay in L1/L2 through the rule. Fixed by the shape
+// alone, like everything that decides an order of summation.
+inline arma::uword block_rows(arma::uword k) {
+  return std::max<arma::uword>(64, arma::uword(8192) / std::max<arma::uword>(k, 1));
+}
 
 // Everything one factor's half-step needs besides the data product: its
 // regularizers, its feasible set, its fixed columns and the update rule with
@@ -14,11 +26,18 @@ namespace unmix {
 // columns (known endmembers) move to the right-hand side,
 //   R_free <- R_free - F_fixed G(fixed, free),
 // which is exact for every rule.
+//
+// Every rule's problem separates by rows of F, so a half-step runs on
+// blocks of rows, on the core's threads (each with its own copy of the
+// rule and its buffers): begin() once with G, update_rows() for each
+// block, end() once with the new F. A row's result does not depend on the
+// block it is in, so the factors do not depend on the number of threads.
 template <typename eT, template <typename> class Rule>
 class FactorStep {
  public:
-  FactorStep(const FactorOptions& o, arma::uword k)
-      : options_(o), penalty_(o), feasible_(Feasible<eT>::from(o, k)) {
+  FactorStep(const FactorOptions& o, arma::uword k, int threads)
+      : options_(o), penalty_(o), feasible_(Feasible<eT>::from(o, k)), threads_(std::max(1, threads)),
+        slots_(threads_) {
     arma::uvec is_fixed(k, arma::fill::zeros);
     for (arma::uword c : o.fixed_cols) is_fixed(c) = 1;
     free_ = arma::find(is_fixed == 0);
@@ -39,33 +58,90 @@ class FactorStep {
     if (!project) {
     } else if (!fixed_.is_empty()) {
       F.cols(fixed_) = arma::conv_to<arma::Mat<eT>>::from(options_.fixed_values);
-      Ff_ = F.cols(free_);
-      free_feasible_.project(Ff_);
-      F.cols(free_) = Ff_;
+      arma::Mat<eT> Ff = F.cols(free_);
+      free_feasible_.project(Ff);
+      F.cols(free_) = Ff;
     } else {
       feasible_.project(F);
     }
     penalty_.track(F);
   }
 
-  // One half-step: G is the other factor's Gram matrix, R the data product
-  // (left untouched: the objective needs it as it is), own_gram this
-  // factor's current Gram matrix.
+  // A half-step in one call: R the data product (left untouched: the
+  // objective needs it as it is), own_gram this factor's current Gram
+  // matrix. Returns this rank's F^T F and <F, R> at the new F, summed a
+  // block at a time in the order of the blocks.
   void update(const arma::Mat<eT>& G, const arma::Mat<eT>& R, arma::Mat<eT>& F,
-              const arma::Mat<eT>& own_gram) {
+              const arma::Mat<eT>& own_gram, arma::Mat<eT>& gram, double& cross) {
+    begin(G, own_gram);
+    const arma::uword k = F.n_cols, rows = block_rows(k);
+    const std::size_t blocks = (F.n_rows + rows - 1) / rows;
+    std::vector<eT> grams(blocks * k * k);
+    std::vector<double> crosses(blocks);
+    parallel::for_each_task(blocks, threads_, [&](std::size_t b, int slot) {
+      const arma::uword first = b * rows, last = std::min<arma::uword>(F.n_rows, first + rows) - 1;
+      Slot& s = slots_[slot];
+      s.R = R.rows(first, last);
+      s.F = F.rows(first, last);
+      update_rows(first, s.R, s.F, slot);
+      F.rows(first, last) = s.F;
+      crosses[b] = block_sums(s.F, s.R, &grams[b * k * k], 1);
+    });
+    end(F);
+    sum_blocks(grams, crosses, k, gram, cross);
+  }
+
+  // The half-step's G: the other factor's Gram matrix with the penalties,
+  // split by fixed and free columns.
+  void begin(const arma::Mat<eT>& G, const arma::Mat<eT>& own_gram) {
     G_ = G;
-    Rw_ = R;
-    penalty_.apply(G_, Rw_, F, own_gram);
-    if (fixed_.is_empty()) {
-      rule_.update(G_, Rw_, F, feasible_);
-    } else {
+    penalty_.apply_gram(G_, own_gram);
+    if (!fixed_.is_empty()) {
       Gf_ = G_.submat(free_, free_);
-      Rf_ = Rw_.cols(free_) - F.cols(fixed_) * G_.submat(fixed_, free_);
-      Ff_ = F.cols(free_);
-      rule_.update(Gf_, Rf_, Ff_, free_feasible_);
-      F.cols(free_) = Ff_;
+      Gx_ = G_.submat(fixed_, free_);
     }
-    penalty_.track(F);
+  }
+
+  // Rows [first, first + F.n_rows) of the factor: R their rows of the data
+  // product (left as they are), F their current values, updated in place.
+  // slot: the calling thread's (parallel::for_each_task), for its buffers.
+  void update_rows(arma::uword first, const arma::Mat<eT>& R, arma::Mat<eT>& F, int slot) {
+    Slot& s = slots_[slot];
+    const arma::Mat<eT>* Rp = &R;
+    if (penalty_.changes_rows()) {
+      s.Rw = R;
+      penalty_.apply_rows(s.Rw, F, first);
+      Rp = &s.Rw;
+    }
+    if (fixed_.is_empty()) {
+      s.rule.update(G_, *Rp, F, feasible_);
+      return;
+    }
+    s.Rf = Rp->cols(free_) - F.cols(fixed_) * Gx_;
+    s.Ff = F.cols(free_);
+    s.rule.update(Gf_, s.Rf, s.Ff, free_feasible_);
+    F.cols(free_) = s.Ff;
+  }
+
+  // After every block: F is the new factor.
+  void end(const arma::Mat<eT>& F) { penalty_.track(F); }
+
+  // A block's F^T F into gram (k x k) and its <F, R>.
+  static double block_sums(const arma::Mat<eT>& F, const arma::Mat<eT>& R, eT* gram, int threads) {
+    kernels::trans_times(F.memptr(), F.n_rows, F.n_cols, F.n_rows, F.memptr(), F.n_rows, F.n_cols, gram,
+                         F.n_cols, threads);
+    return inner(F, R);
+  }
+  // The blocks' sums, added in order.
+  static void sum_blocks(const std::vector<eT>& grams, const std::vector<double>& crosses, arma::uword k,
+                         arma::Mat<eT>& gram, double& cross) {
+    gram.zeros(k, k);
+    cross = 0.0;
+    for (std::size_t b = 0; b < crosses.size(); ++b) {
+      gram += arma::Mat<eT>(const_cast<eT*>(&grams[b * k * k]), k, k, false, true);
+      cross += crosses[b];
+    }
+    symmetric_from_lower(gram);
   }
 
   // One Kullback-Leibler half-step: R = (M ./ W H^T) times the other factor,
@@ -94,15 +170,23 @@ class FactorStep {
 
   double local_penalty(const arma::Mat<eT>& F) const { return penalty_.local_value(F); }
   double gram_penalty(const arma::Mat<eT>& gram) const { return penalty_.gram_value(gram); }
+  int threads() const { return threads_; }
 
  private:
+  // A thread's rule and buffers.
+  struct Slot {
+    Rule<eT> rule;
+    arma::Mat<eT> F, R, Rw, Rf, Ff;
+  };
+
   const FactorOptions& options_;
   regularize::Penalty<eT> penalty_;
   Feasible<eT> feasible_, free_feasible_;
   arma::uvec free_, fixed_;
-  Rule<eT> rule_;
+  int threads_;
+  std::vector<Slot> slots_;
   rules::MUKL<eT> kl_rule_;
-  arma::Mat<eT> G_, Rw_, Gf_, Rf_, Ff_;
+  arma::Mat<eT> G_, Gf_, Gx_;
 };
 
 }  // namespace unmix

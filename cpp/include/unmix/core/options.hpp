@@ -53,6 +53,9 @@ struct Options {
   double tol = 1e-5;
   double time_limit = std::numeric_limits<double>::infinity();  // seconds
   std::uint64_t seed = 0;
+  // Threads of the core's own kernels (parallel/pool.hpp); 0: every core
+  // this process may run on. The result is the same for any number.
+  int threads = 0;
   FactorOptions W, H;
   // The caller's natural orientation is the transpose of M (a C-ordered numpy
   // array seen as column-major). Initialization and the update order follow

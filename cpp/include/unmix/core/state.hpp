@@ -27,6 +27,10 @@ struct State {
   double data_norm = 0;                  // ||M||_F, to recognize the data on resume
   std::vector<double> fixed_at_start;    // the penalties' (min-volume's delta), W's then H's
   std::vector<Event> events;
+  // W^T W and H^T H as the run last summed them (over all ranks). Summed
+  // again from the factors they could differ in the last bits, and the
+  // resumed run would drift from the uninterrupted one. Empty: sum them.
+  arma::Mat<eT> gram_W, gram_H;
 };
 
 // Called with the state every `every` iterations or `seconds` seconds

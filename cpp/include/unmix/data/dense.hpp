@@ -1,12 +1,14 @@
 #pragma once
 #include <armadillo>
 
+#include "../kernels/dense_products.hpp"
 #include "stats.hpp"
 
 namespace unmix::data {
 
-// A dense column-major matrix, referenced, never copied. The two products are
-// single BLAS calls; the transposed one passes the transpose flag to gemm.
+// A dense column-major matrix, referenced, never copied. The two products
+// are the core's own kernels (kernels/dense_products.hpp), which stream M
+// at the memory's speed where BLAS gemm does not.
 template <typename eT>
 class Dense {
  public:
@@ -15,11 +17,20 @@ class Dense {
 
   arma::uword n_rows() const { return M_.n_rows; }
   arma::uword n_cols() const { return M_.n_cols; }
+  const arma::Mat<eT>& matrix() const { return M_; }
 
   // out = M * B   (n_rows x k)
-  void times(const arma::Mat<eT>& B, arma::Mat<eT>& out) const { out = M_ * B; }
+  void times(const arma::Mat<eT>& B, arma::Mat<eT>& out, int threads) const {
+    out.set_size(M_.n_rows, B.n_cols);
+    kernels::times(M_.memptr(), M_.n_rows, M_.n_cols, M_.n_rows, B.memptr(), B.n_rows, B.n_cols,
+                   out.memptr(), out.n_rows, threads);
+  }
   // out = M^T * A (n_cols x k)
-  void trans_times(const arma::Mat<eT>& A, arma::Mat<eT>& out) const { out = M_.t() * A; }
+  void trans_times(const arma::Mat<eT>& A, arma::Mat<eT>& out, int threads) const {
+    out.set_size(M_.n_cols, A.n_cols);
+    kernels::trans_times(M_.memptr(), M_.n_rows, M_.n_cols, M_.n_rows, A.memptr(), A.n_rows,
+                         A.n_cols, out.memptr(), out.n_rows, threads);
+  }
 
   // out = (M ./ (W H^T)) H (trans: (M ./ (W H^T))^T W), a column block of
   // W H^T at a time so no m x n temporary is formed.

@@ -28,7 +28,7 @@ class Sparse {
 
   // out = M * B. Works on transposed copies of the thin factors so the inner
   // loop runs over contiguous rows of k values.
-  void times(const arma::Mat<eT>& B, arma::Mat<eT>& out) const {
+  void times(const arma::Mat<eT>& B, arma::Mat<eT>& out, int /*threads*/) const {
     const arma::uword k = B.n_cols;
     Bt_ = B.t();
     outT_.zeros(k, n_rows_);
@@ -44,7 +44,7 @@ class Sparse {
   }
 
   // out = M^T * A, one dot product per stored entry and column of the result.
-  void trans_times(const arma::Mat<eT>& A, arma::Mat<eT>& out) const {
+  void trans_times(const arma::Mat<eT>& A, arma::Mat<eT>& out, int /*threads*/) const {
     const arma::uword k = A.n_cols;
     Bt_ = A.t();
     outT_.set_size(k, n_cols_);

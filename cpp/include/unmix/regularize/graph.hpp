@@ -83,11 +83,16 @@ class Graph {
     fetch_(F, halo_);
     SF_ += S_halo_ * halo_;
   }
-  void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F) const {
+  void apply_gram(arma::Mat<eT>& G) const {
     if (!active()) return;
+    G.diag() += 2 * static_cast<eT>(gamma_) * d_max_;
+  }
+  // Rows [first, first + R.n_rows) of R, with F's same rows.
+  void apply_rows(arma::Mat<eT>& R, const arma::Mat<eT>& F, arma::uword first) const {
+    if (!active() || R.n_rows == 0) return;
     const eT g = static_cast<eT>(gamma_);
-    G.diag() += 2 * g * d_max_;
-    R += g * (SF_ + F.each_col() % (2 * d_max_ - degree_));
+    const arma::uword last = first + R.n_rows - 1;
+    R += g * (SF_.rows(first, last) + F.each_col() % (2 * d_max_ - degree_.subvec(first, last)));
   }
   // For the KL update, which takes the majorizer per entry: the curvature
   // gamma d_max and the linear coefficient gamma ((L F~)_ij - 2 d_max F~_ij).

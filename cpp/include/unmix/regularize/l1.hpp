@@ -12,7 +12,7 @@ struct L1 {
   double lambda = 0.0;
 
   template <typename eT>
-  void apply(arma::Mat<eT>& /*G*/, arma::Mat<eT>& R) const {
+  void apply(arma::Mat<eT>& R) const {
     if (lambda > 0) R -= static_cast<eT>(lambda);
   }
   template <typename eT>

@@ -8,7 +8,7 @@ struct L2 {
   double lambda = 0.0;
 
   template <typename eT>
-  void apply(arma::Mat<eT>& G, arma::Mat<eT>& /*R*/) const {
+  void apply(arma::Mat<eT>& G) const {
     if (lambda > 0) G.diag() += static_cast<eT>(lambda);
   }
   // ||F||_F^2 is the trace of the factor's own Gram matrix, already in hand.

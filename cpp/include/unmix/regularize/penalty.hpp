@@ -20,13 +20,20 @@ struct Penalty {
       : l1{o.l1}, l2{o.l2}, graph(o.graph ? Graph<eT>(*o.graph, o.smooth) : Graph<eT>()),
         minvol(o.minvol, o.minvol_delta) {}
 
-  // own_gram: the global F^T F of this factor, for the min-volume term.
-  void apply(arma::Mat<eT>& G, arma::Mat<eT>& R, const arma::Mat<eT>& F,
-             const arma::Mat<eT>& own_gram) const {
+  // The half-step's G; own_gram: the global F^T F of this factor, for the
+  // min-volume term.
+  void apply_gram(arma::Mat<eT>& G, const arma::Mat<eT>& own_gram) const {
     minvol.apply(G, own_gram);
-    graph.apply(G, R, F);
-    l1.apply(G, R);
-    l2.apply(G, R);
+    graph.apply_gram(G);
+    l2.apply(G);
+  }
+  // Whether apply_rows changes R.
+  bool changes_rows() const { return l1.lambda > 0 || graph.active(); }
+  // Rows [first, first + R.n_rows) of the half-step's R, with F's same rows
+  // (before the update).
+  void apply_rows(arma::Mat<eT>& R, const arma::Mat<eT>& F, arma::uword first) const {
+    graph.apply_rows(R, F, first);
+    l1.apply(R);
   }
   // Called once F has its new value.
   void track(const arma::Mat<eT>& F) { graph.track(F); }
