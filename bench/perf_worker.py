@@ -123,20 +123,24 @@ class RelError:
 # X ~ W @ H with W (m x k) and H (k x n).
 
 class UnmixMethod:
+    """unmix runs its kernels on threads of its own (n_threads) and its BLAS
+    on one thread during a fit, so the setting tried is n_threads."""
+
     def __init__(self, solver: str) -> None:
         import unmix
-        from threadpoolctl import threadpool_limits
 
-        self.nmf, self.limits, self.solver = unmix.nmf, threadpool_limits, solver
-        self.settings = [{"blas_threads": t} for t in thread_counts()]
+        self.nmf = unmix.nmf
+        self.solver = solver
+        self.settings = [{"n_threads": t} for t in thread_counts()]
+        self.n_threads = None
 
     def apply(self, setting: dict[str, int]) -> None:
-        self._limit = self.limits(setting["blas_threads"])  # held until the next apply
+        self.n_threads = setting["n_threads"]
 
     def fit(self, X: Any, W: np.ndarray, H: np.ndarray, n: int):
         # tol=0: no early stop except when an iteration cannot lower the objective.
         r = self.nmf(X, W.shape[1], solver=self.solver, init="custom", W=W, H=H,
-                     max_iter=n, tol=0.0)
+                     max_iter=n, tol=0.0, n_threads=self.n_threads)
         return r.W, r.H, r.n_iter
 
 

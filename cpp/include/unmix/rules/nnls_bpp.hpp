@@ -6,7 +6,11 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <string>
+#include <unordered_map>
 #include <vector>
+
+#include "../kernels/simd.hpp"
 
 namespace unmix::rules {
 
@@ -32,6 +36,31 @@ namespace unmix::rules {
 // serial one; only a singular passive block, solved by LAPACK for the whole
 // group at once, may differ in the last bits.
 template <typename eT>
+class BlockPivotingNNLS;
+
+namespace detail {
+// The solver compiled for each instruction set (kernels/simd.hpp): its
+// loops across a tile of columns then run on the widest vectors the CPU has.
+template <typename eT>
+int bpp_baseline(BlockPivotingNNLS<eT>& s, const arma::Mat<eT>& G, const arma::Mat<eT>& R,
+                 arma::Mat<eT>& X) {
+  return s.solve_all(G, R, X);
+}
+#if defined(UNMIX_X86_DISPATCH)
+template <typename eT>
+UNMIX_TARGET_AVX2 int bpp_avx2(BlockPivotingNNLS<eT>& s, const arma::Mat<eT>& G, const arma::Mat<eT>& R,
+                               arma::Mat<eT>& X) {
+  return s.solve_all(G, R, X);
+}
+template <typename eT>
+UNMIX_TARGET_AVX512 int bpp_avx512(BlockPivotingNNLS<eT>& s, const arma::Mat<eT>& G,
+                                   const arma::Mat<eT>& R, arma::Mat<eT>& X) {
+  return s.solve_all(G, R, X);
+}
+#endif
+}  // namespace detail
+
+template <typename eT>
 class BlockPivotingNNLS {
  public:
   // R, X: N x k, one problem per row. On return X holds the solutions.
@@ -39,12 +68,45 @@ class BlockPivotingNNLS {
   // optimal).
   int solve(const arma::Mat<eT>& G, const arma::Mat<eT>& R, arma::Mat<eT>& X,
             bool simplex = false) {
-    const arma::uword k = G.n_rows, N = R.n_rows;
     simplex_ = simplex;
+#if defined(UNMIX_X86_DISPATCH)
+    switch (kernels::isa()) {
+      case kernels::Isa::avx512: return detail::bpp_avx512(*this, G, R, X);
+      case kernels::Isa::avx2: return detail::bpp_avx2(*this, G, R, X);
+      default: break;
+    }
+#endif
+    return detail::bpp_baseline(*this, G, R, X);
+  }
+
+ private:
+  template <typename T>
+  friend int detail::bpp_baseline(BlockPivotingNNLS<T>&, const arma::Mat<T>&, const arma::Mat<T>&,
+                                  arma::Mat<T>&);
+#if defined(UNMIX_X86_DISPATCH)
+  template <typename T>
+  friend int detail::bpp_avx2(BlockPivotingNNLS<T>&, const arma::Mat<T>&, const arma::Mat<T>&,
+                              arma::Mat<T>&);
+  template <typename T>
+  friend int detail::bpp_avx512(BlockPivotingNNLS<T>&, const arma::Mat<T>&, const arma::Mat<T>&,
+                                arma::Mat<T>&);
+#endif
+
+  UNMIX_ALWAYS_INLINE int solve_all(const arma::Mat<eT>& G, const arma::Mat<eT>& R, arma::Mat<eT>& X) {
+    const arma::uword k = G.n_rows, N = R.n_rows;
     words_ = (k + 63) / 64;
     if (X.n_rows != N || X.n_cols != k) X.zeros(N, k);
     if (k == 0 || N == 0) return 0;
     g_max_ = static_cast<double>(arma::abs(G).max());
+    // The factorizations of G's passive blocks hold for as long as G does:
+    // across the exchange rounds, the blocks of rows and the calls of one
+    // half-step (which all pass the same G).
+    if (!arma::approx_equal(G, cached_G_, "absdiff", 0)) {
+      cached_G_ = G;
+      factors_.clear();
+      store_.clear();
+      hits_ = misses_ = 0;
+    }
     // 2^18 values per block buffer (2 MiB in double): the block's right-hand
     // sides and solutions stay in cache through every round, and a block
     // holds enough columns for many to share a passive set and its
@@ -69,11 +131,10 @@ class BlockPivotingNNLS {
     return rounds;
   }
 
- private:
   static constexpr std::size_t tile = 32;
 
   // Rows first .. first + n - 1 of A into the first n columns of At.
-  static void transpose_in(const arma::Mat<eT>& A, arma::uword first, arma::uword n,
+  static UNMIX_ALWAYS_INLINE void transpose_in(const arma::Mat<eT>& A, arma::uword first, arma::uword n,
                            arma::Mat<eT>& At) {
     const arma::uword k = A.n_cols;
     eT* dst = At.memptr();
@@ -84,7 +145,7 @@ class BlockPivotingNNLS {
   }
 
   // Solves the first n columns of Rt_ into X_, warm-started from X_.
-  int solve_block(const arma::Mat<eT>& G, arma::uword n) {
+  UNMIX_ALWAYS_INLINE int solve_block(const arma::Mat<eT>& G, arma::uword n) {
     const arma::uword k = G.n_rows;
     sets_.assign(n * words_, 0);
     r_max_.resize(n);
@@ -140,20 +201,20 @@ class BlockPivotingNNLS {
   }
 
   // A column's passive set: bit i of word i / 64 is set when x_i is free.
-  std::uint64_t* set(arma::uword c) { return &sets_[c * words_]; }
+  UNMIX_ALWAYS_INLINE std::uint64_t* set(arma::uword c) { return &sets_[c * words_]; }
   // Bit i of a set whose words are `stride` apart.
-  static bool has(const std::uint64_t* s, arma::uword i, std::size_t stride = 1) {
+  static UNMIX_ALWAYS_INLINE bool has(const std::uint64_t* s, arma::uword i, std::size_t stride = 1) {
     return (s[(i >> 6) * stride] >> (i & 63)) & 1;
   }
-  static void flip(std::uint64_t* s, arma::uword i) { s[i >> 6] ^= std::uint64_t(1) << (i & 63); }
-  bool empty(const std::uint64_t* s) const {
+  static UNMIX_ALWAYS_INLINE void flip(std::uint64_t* s, arma::uword i) { s[i >> 6] ^= std::uint64_t(1) << (i & 63); }
+  UNMIX_ALWAYS_INLINE bool empty(const std::uint64_t* s) const {
     return std::all_of(s, s + words_, [](std::uint64_t w) { return w == 0; });
   }
 
   // Orders cols so that equal passive sets are adjacent (a stable radix sort
   // on the bytes of the sets), then solves each distinct set once; the
   // columns not yet optimal go to next_.
-  void solve_passive(const arma::Mat<eT>& G, std::vector<arma::uword>& cols) {
+  UNMIX_ALWAYS_INLINE void solve_passive(const arma::Mat<eT>& G, std::vector<arma::uword>& cols) {
     const arma::uword n_bytes = (G.n_rows + 7) / 8;
     auto digit = [&](arma::uword c, arma::uword byte) {
       return static_cast<unsigned>(sets_[c * words_ + byte / 8] >> (8 * (byte % 8))) & 0xffu;
@@ -178,27 +239,19 @@ class BlockPivotingNNLS {
 
   // One Cholesky factorization of G on the passive set, then the group's
   // columns a tile at a time: x_P (and mu) into tile_, then finish_tile.
-  void solve_group(const arma::Mat<eT>& G, const arma::uword* group, std::size_t n_group,
+  UNMIX_ALWAYS_INLINE void solve_group(const arma::Mat<eT>& G, const arma::uword* group, std::size_t n_group,
                    const std::uint64_t* passive) {
     const arma::uword k = G.n_rows;
     idx_.clear();
     act_.clear();
     for (arma::uword i = 0; i < k; ++i) (has(passive, i) ? idx_ : act_).push_back(i);
     const arma::uword p = idx_.size();
-    L_.set_size(p, p);
-    for (arma::uword b = 0; b < p; ++b)
-      for (arma::uword a = 0; a < p; ++a) L_.at(a, b) = G.at(idx_[a], idx_[b]);
-    if (!cholesky(L_)) {
+    if (!factor(G, passive, p)) {
       solve_group_singular(G, group, n_group);
       return;
     }
-    U_ = L_.t();
-    eT sum_b = 0;
-    if (simplex_) {  // b = G_PP^-1 1, shared by the group
-      b_.assign(p, eT(1));
-      cholesky_solve(b_.data(), 1);
-      for (arma::uword a = 0; a < p; ++a) sum_b += b_[a];
-    }
+    const eT* b = Lp_ + 2 * p * p;  // G_PP^-1 1 on the simplex, shared by the group
+    const eT sum_b = simplex_ ? b[p] : eT(0);
     for (std::size_t first = 0; first < n_group; first += tile) {
       const std::size_t m = std::min(tile, n_group - first);
       const arma::uword* cols = group + first;
@@ -214,17 +267,70 @@ class BlockPivotingNNLS {
           for (std::size_t j = 0; j < m; ++j) mu_[j] += tile_[a * m + j];
         for (std::size_t j = 0; j < m; ++j) mu_[j] = (mu_[j] - eT(1)) / sum_b;
         for (arma::uword a = 0; a < p; ++a)
-          for (std::size_t j = 0; j < m; ++j) tile_[a * m + j] -= mu_[j] * b_[a];
+          for (std::size_t j = 0; j < m; ++j) tile_[a * m + j] -= mu_[j] * b[a];
       }
       finish_tile(G, cols, m);
     }
+  }
+
+  // Points Lp_ at L, U = L^T (and on the simplex G_PP^-1 1 and its sum)
+  // for G's block on the passive set: from the cache when this set was
+  // factored before under the same G, else factored now and kept (up to
+  // 2^20 values). False when the block is numerically singular.
+  UNMIX_ALWAYS_INLINE bool factor(const arma::Mat<eT>& G, const std::uint64_t* passive, arma::uword p) {
+    key_.assign(reinterpret_cast<const char*>(passive), words_ * sizeof(std::uint64_t));
+    p_ = p;
+    const auto found = factors_.find(key_);
+    if (found != factors_.end()) {
+      ++hits_;
+      if (found->second == singular) return false;
+      Lp_ = store_.data() + found->second;
+      return true;
+    }
+    ++misses_;
+    // Factored in place: at the end of the store while it has room (2^19
+    // values) and the sets recur (early in a fit most are new, and keeping
+    // them costs more than it saves), else in a scratch buffer.
+    const std::size_t size = 2 * p * p + (simplex_ ? p + 1 : 0);
+    const bool keep = store_.size() + size <= (std::size_t(1) << 19) && (misses_ <= 64 || 2 * hits_ >= misses_);
+    const std::size_t at = store_.size();
+    if (keep) {
+      if (store_.capacity() < at + size) store_.reserve(std::max(2 * store_.capacity(), at + size));
+      store_.resize(at + size);
+    } else {
+      local_.resize(size);
+    }
+    eT* L = keep ? store_.data() + at : local_.data();
+    for (arma::uword b = 0; b < p; ++b)
+      for (arma::uword a = 0; a < p; ++a) L[a + b * p] = G.at(idx_[a], idx_[b]);
+    if (!cholesky(L, p)) {
+      if (keep) {
+        store_.resize(at);
+        factors_.emplace(key_, singular);
+      }
+      return false;
+    }
+    eT* U = L + p * p;
+    for (arma::uword b = 0; b < p; ++b)
+      for (arma::uword a = 0; a < p; ++a) U[a + b * p] = L[b + a * p];
+    Lp_ = L;
+    if (simplex_) {
+      eT* b = L + 2 * p * p;
+      std::fill(b, b + p, eT(1));
+      cholesky_solve(b, 1);
+      eT sum = 0;
+      for (arma::uword a = 0; a < p; ++a) sum += b[a];
+      b[p] = sum;
+    }
+    if (keep) factors_.emplace(key_, at);
+    return true;
   }
 
   // Solves L L^T X = B in place for m columns stored row-wise, B(a, j) at
   // b[a * m + j], by columns of L and of U = L^T: every inner loop is
   // contiguous and free of chains, across the tile's columns when there are
   // several, down a factor column when there is one.
-  void cholesky_solve(eT* b, std::size_t m) const {
+  UNMIX_ALWAYS_INLINE void cholesky_solve(eT* b, std::size_t m) const {
     if (m == 1)
       substitute<1>(b, 1);
     else
@@ -232,20 +338,24 @@ class BlockPivotingNNLS {
   }
 
   template <std::size_t M>
-  void substitute(eT* b, std::size_t n_cols) const {
+  UNMIX_ALWAYS_INLINE void substitute(eT* b, std::size_t n_cols) const {
     const std::size_t m = M ? M : n_cols;
-    const arma::uword p = L_.n_rows;
+    const arma::uword p = p_;
+    const eT* L = Lp_;
+    const eT* U = Lp_ + p * p;
     for (arma::uword t = 0; t < p; ++t) {
-      const eT* l = L_.colptr(t);
+      const eT* l = L + t * p;
       eT* xt = b + t * m;
-      for (std::size_t j = 0; j < m; ++j) xt[j] /= l[t];
+      const eT inv = eT(1) / l[t];
+      for (std::size_t j = 0; j < m; ++j) xt[j] *= inv;
       for (arma::uword a = t + 1; a < p; ++a)
         for (std::size_t j = 0; j < m; ++j) b[a * m + j] -= l[a] * xt[j];
     }
     for (arma::uword t = p; t-- > 0;) {
-      const eT* u = U_.colptr(t);
+      const eT* u = U + t * p;
       eT* xt = b + t * m;
-      for (std::size_t j = 0; j < m; ++j) xt[j] /= u[t];
+      const eT inv = eT(1) / u[t];
+      for (std::size_t j = 0; j < m; ++j) xt[j] *= inv;
       for (arma::uword a = 0; a < t; ++a)
         for (std::size_t j = 0; j < m; ++j) b[a * m + j] -= u[a] * xt[j];
     }
@@ -254,7 +364,7 @@ class BlockPivotingNNLS {
   // Writes the tile's solutions x_P (tile_, row-wise) to X_, computes their
   // duals y = G x - r (+ mu on the simplex) and runs the exchange; the
   // columns not yet optimal go to next_.
-  void finish_tile(const arma::Mat<eT>& G, const arma::uword* cols, std::size_t m) {
+  UNMIX_ALWAYS_INLINE void finish_tile(const arma::Mat<eT>& G, const arma::uword* cols, std::size_t m) {
     if (m == 1)
       finish_tile<1>(G, cols, 1);
     else
@@ -262,7 +372,7 @@ class BlockPivotingNNLS {
   }
 
   template <std::size_t M>
-  void finish_tile(const arma::Mat<eT>& G, const arma::uword* cols, std::size_t n_cols) {
+  UNMIX_ALWAYS_INLINE void finish_tile(const arma::Mat<eT>& G, const arma::uword* cols, std::size_t n_cols) {
     const std::size_t m = M ? M : n_cols;
     const arma::uword k = G.n_rows, p = idx_.size();
     const eT* x = tile_.data();
@@ -325,7 +435,7 @@ class BlockPivotingNNLS {
   // Flips the infeasible variables of column c (column j of the tile) in its
   // passive set following Kim & Park's full-exchange rule with Murty's
   // single-variable backup. Returns false when column c is already optimal.
-  bool exchange(arma::uword c, std::size_t j, std::size_t m) {
+  UNMIX_ALWAYS_INLINE bool exchange(arma::uword c, std::size_t j, std::size_t m) {
     int n_bad = 0;
     for (arma::uword w = 0; w < words_; ++w)
       for (std::uint64_t bits = bad_[w * m + j]; bits != 0; bits &= bits - 1) ++n_bad;
@@ -359,20 +469,19 @@ class BlockPivotingNNLS {
   // In-place lower Cholesky factor; false when the matrix is not
   // numerically positive definite. Left-looking by columns: the inner loops
   // run down contiguous columns and do not chain on one another.
-  static bool cholesky(arma::Mat<eT>& A) {
-    const arma::uword p = A.n_rows;
+  static UNMIX_ALWAYS_INLINE bool cholesky(eT* A, arma::uword p) {
     for (arma::uword j = 0; j < p; ++j) {
-      const eT a_jj = A.at(j, j);
-      eT* aj = A.colptr(j);
+      const eT a_jj = A[j + j * p];
+      eT* aj = A + j * p;
       for (arma::uword t = 0; t < j; ++t) {
-        const eT l = A.at(j, t);
-        const eT* at = A.colptr(t);
+        const eT l = A[j + t * p];
+        const eT* at = A + t * p;
         for (arma::uword i = j; i < p; ++i) aj[i] -= at[i] * l;
       }
       if (!(aj[j] > std::numeric_limits<eT>::epsilon() * a_jj * eT(p))) return false;
-      const eT d = std::sqrt(aj[j]);
+      const eT d = std::sqrt(aj[j]), inv = eT(1) / d;
       aj[j] = d;
-      for (arma::uword i = j + 1; i < p; ++i) aj[i] /= d;
+      for (arma::uword i = j + 1; i < p; ++i) aj[i] *= inv;
     }
     return true;
   }
@@ -418,8 +527,18 @@ class BlockPivotingNNLS {
   std::vector<std::uint64_t> sets_, bad_;
   std::vector<int> alpha_, beta_;
   std::vector<arma::uword> todo_, next_, sorted_, idx_, act_;
-  arma::Mat<eT> L_, U_;  // G_PP = L L^T, U = L^T
-  std::vector<eT> b_, tile_, mu_, y_;
+  std::vector<eT> tile_, mu_, y_;
+  // The factors of the passive blocks of cached_G_: key (the set's words as
+  // bytes) -> offset in store_ of L, U = L^T (p x p each) and, on the
+  // simplex, G_PP^-1 1 and its sum; `singular` for a singular block.
+  static constexpr std::size_t singular = ~std::size_t(0);
+  arma::Mat<eT> cached_G_;
+  std::unordered_map<std::string, std::size_t> factors_;
+  std::vector<eT> store_, local_;
+  std::string key_;
+  std::size_t hits_ = 0, misses_ = 0;
+  const eT* Lp_ = nullptr;  // the current factor: L, then U, then the simplex's b
+  arma::uword p_ = 0;
 };
 
 }  // namespace unmix::rules
