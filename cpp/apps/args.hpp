@@ -26,6 +26,7 @@ struct Args {
   std::uint64_t seed = 0;
   double l1_W = 0, l1_H = 0, l2_W = 0, l2_H = 0;
   bool sum_to_one = false;
+  bool extrapolate = false;
   double lower_W = 0, upper_W = inf, lower_H = 0, upper_H = inf;
   double minvol_H = 0, smooth_W = 0;
   arma::uword graph_ny = 0, graph_nx = 0;  // --graph-W grid:NYxNX[:8]
@@ -92,6 +93,9 @@ void print_help() {
       "                           penalty weights, >= 0 (default: 0)\n"
       "  --loss frobenius|kl      the data term; kl (Poisson counts) uses solver mu, the\n"
       "                           default solver with it (default: frobenius)\n"
+      "  --extrapolate            extrapolation with restarts (Ang & Gillis): several times\n"
+      "                           fewer iterations; the objective may rise at a restart\n"
+      "                           (solvers bpp and admm)\n"
       "  --sum-to-one             every row of W (a sample's abundances) on the simplex,\n"
       "                           exactly (solvers bpp and mu)\n"
       "  --bounds-W LO,HI, --bounds-H LO,HI\n"
@@ -307,6 +311,8 @@ Args parse_args(int argc, char** argv) {
       check_name(name, [&] { unmix::parse_loss(a.loss); });
     } else if (name == "--sum-to-one") {
       a.sum_to_one = true;
+    } else if (name == "--extrapolate") {
+      a.extrapolate = true;
     } else if (name == "--bounds-W" || name == "--bounds-H") {
       const std::string text = next();
       const auto comma = text.find(',');

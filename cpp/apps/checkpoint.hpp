@@ -15,6 +15,10 @@
 #include <fstream>
 #include <iomanip>
 #include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace unmix_nmf {
 
@@ -22,7 +26,8 @@ constexpr const char* checkpoint_magic = "unmix-nmf checkpoint 2";
 
 std::string checkpoint_folder(const std::string& prefix) { return prefix + ".ckpt"; }
 
-std::string generation_file(const std::string& folder, int iteration, int rank, char factor) {
+std::string generation_file(const std::string& folder, int iteration, int rank,
+                            const std::string& factor) {
   return folder + "/g" + std::to_string(iteration) + ".r" + std::to_string(rank) + "." + factor +
          ".npy";
 }
@@ -35,6 +40,7 @@ std::string problem_key(const Args& a, const Problem& p, int ranks) {
     << p.n_samples << "x" << p.n_features << " k " << p.k << " dtype " << p.dtype << " solver "
     << a.solver << " loss " << a.loss << " init " << a.init << " seed " << a.seed << " l1 " << a.l1_W
     << "," << a.l1_H << " l2 " << a.l2_W << "," << a.l2_H << " sum_to_one " << a.sum_to_one
+    << " extrapolate " << a.extrapolate
     << " bounds " << a.lower_W << "," << a.upper_W << "," << a.lower_H << "," << a.upper_H
     << " minvol " << a.minvol_H << " smooth " << a.smooth_W << " graph " << a.graph_ny << "x"
     << a.graph_nx << ":" << a.graph_connectivity << " fixed_H " << a.fixed_H << " grid " << p.pr
@@ -62,14 +68,26 @@ std::vector<double> read_vector(std::istream& in, const std::string& name, const
   return v;
 }
 
+// The factors of a state, each in its own file: W and H, and with
+// extrapolation the plain iterates and where the next iteration starts.
+template <typename State>
+auto factors(State& s) {
+  using M = std::conditional_t<std::is_const_v<State>, const decltype(s.W), decltype(s.W)>;
+  std::vector<std::pair<std::string, M*>> out = {{"W", &s.W}, {"H", &s.H}};
+  if (!s.extrapolation.empty())
+    out.insert(out.end(), {{"W_plain", &s.W_plain}, {"H_plain", &s.H_plain},
+                           {"W_next", &s.W_next}, {"H_next", &s.H_next}});
+  return out;
+}
+
 // Writes this rank's part of the state, then (rank 0) the state file.
 template <typename eT>
 void save_checkpoint(const std::string& folder, const std::string& key, const unmix::State<eT>& s,
                      int previous, const Team& team) {
   namespace io = unmix::io;
   std::filesystem::create_directories(folder);
-  io::write_npy(generation_file(folder, s.iteration, team.rank(), 'W'), s.W);
-  io::write_npy(generation_file(folder, s.iteration, team.rank(), 'H'), s.H);
+  for (const auto& [name, F] : factors(s))
+    io::write_npy(generation_file(folder, s.iteration, team.rank(), name), *F);
   team.barrier();
   if (team.root()) {
     io::write_atomically(folder + "/state", [&](std::ostream& out) {
@@ -79,6 +97,7 @@ void save_checkpoint(const std::string& folder, const std::string& key, const un
       write_vector(out, "fixed_at_start", s.fixed_at_start);
       write_vector(out, "objective", s.objective);
       write_vector(out, "rel_error", s.rel_error);
+      write_vector(out, "extrapolation", s.extrapolation);
       for (auto [name, gram] : {std::pair{"gram_W", &s.gram_W}, std::pair{"gram_H", &s.gram_H}})
         write_vector(out, name, std::vector<double>(gram->begin(), gram->end()));
       out << "events " << s.events.size() << "\n";
@@ -87,7 +106,8 @@ void save_checkpoint(const std::string& folder, const std::string& key, const un
   }
   team.barrier();
   if (previous > 0 && previous != s.iteration)
-    for (char f : {'W', 'H'}) std::filesystem::remove(generation_file(folder, previous, team.rank(), f));
+    for (const auto& [name, F] : factors(s))
+      std::filesystem::remove(generation_file(folder, previous, team.rank(), name));
 }
 
 // This rank's state from the folder, checked against the problem.
@@ -111,6 +131,7 @@ unmix::State<eT> load_checkpoint(const std::string& folder, const std::string& k
   s.fixed_at_start = read_vector(in, "fixed_at_start", file);
   s.objective = read_vector(in, "objective", file);
   s.rel_error = read_vector(in, "rel_error", file);
+  s.extrapolation = read_vector(in, "extrapolation", file);
   for (auto [name, gram] : {std::pair{"gram_W", &s.gram_W}, std::pair{"gram_H", &s.gram_H}}) {
     const std::vector<double> g = read_vector(in, name, file);
     const auto k = arma::uword(std::llround(std::sqrt(double(g.size()))));
@@ -126,8 +147,8 @@ unmix::State<eT> load_checkpoint(const std::string& folder, const std::string& k
     std::getline(in >> std::ws, e.what);
     s.events.push_back(e);
   }
-  s.W = unmix::io::read_npy<eT>(generation_file(folder, s.iteration, rank, 'W'));
-  s.H = unmix::io::read_npy<eT>(generation_file(folder, s.iteration, rank, 'H'));
+  for (auto& [name, F] : factors(s))
+    *F = unmix::io::read_npy<eT>(generation_file(folder, s.iteration, rank, name));
   return s;
 }
 

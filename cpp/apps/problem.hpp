@@ -119,6 +119,7 @@ Problem describe(const Args& a, int ranks) {
   o.time_limit = a.time_limit;
   o.seed = a.seed;
   o.transposed = p.transposed;
+  o.extrapolate = a.extrapolate;
   // The penalties name the user's factors: with M = X^T the core's W holds
   // the features (the user's H) and its H the samples (the user's W).
   unmix::FactorOptions& samples = p.transposed ? o.H : o.W;

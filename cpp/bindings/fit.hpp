@@ -69,7 +69,7 @@ inline void parse_factor(const py::dict& d, const std::string& f, FactorOptions&
 inline Options parse_options(const py::dict& d) {
   static const std::set<std::string> general = {"solver", "init", "loss", "max_iter", "tol",
                                                 "time_limit", "seed", "transposed", "data_name",
-                                                "threads"};
+                                                "threads", "extrapolate"};
   static const std::set<std::string> per_factor = {
       "l1", "l2", "fixed", "smooth", "minvol", "minvol_delta", "graph", "lower", "upper", "lower_cols",
       "upper_cols", "simplex", "fixed_cols", "fixed_values", "name"};
@@ -92,6 +92,7 @@ inline Options parse_options(const py::dict& d) {
   get("seed", o.seed);
   get("transposed", o.transposed);
   get("threads", o.threads);
+  get("extrapolate", o.extrapolate);
   get("data_name", o.data_name);
   parse_factor(d, "W", o.W);
   parse_factor(d, "H", o.H);
@@ -154,6 +155,11 @@ py::dict state_to_dict(const State<eT>& s) {
   d["events"] = events_to_list(s.events);
   d["gram_W"] = to_numpy(arma::Mat<eT>(s.gram_W));
   d["gram_H"] = to_numpy(arma::Mat<eT>(s.gram_H));
+  d["W_plain"] = to_numpy(arma::Mat<eT>(s.W_plain));
+  d["H_plain"] = to_numpy(arma::Mat<eT>(s.H_plain));
+  d["W_next"] = to_numpy(arma::Mat<eT>(s.W_next));
+  d["H_next"] = to_numpy(arma::Mat<eT>(s.H_next));
+  d["extrapolation"] = py::array_t<double>(s.extrapolation.size(), s.extrapolation.data());
   return d;
 }
 
@@ -179,6 +185,13 @@ State<eT> state_from_dict(const py::dict& d) {
   if (d.contains("gram_W")) {  // checkpoints of unmix 0.1.0 have none
     s.gram_W = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["gram_W"])));
     s.gram_H = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["gram_H"])));
+  }
+  if (d.contains("extrapolation")) {
+    s.extrapolation = vector("extrapolation");
+    s.W_plain = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["W_plain"])));
+    s.H_plain = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["H_plain"])));
+    s.W_next = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["W_next"])));
+    s.H_next = arma::Mat<eT>(view(py::cast<FArray<eT>>(d["H_next"])));
   }
   return s;
 }

@@ -75,6 +75,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "l2_W": [Interval(Real, 0, None, closed="left")],
         "l2_H": [Interval(Real, 0, None, closed="left")],
         "verbose": ["boolean"],
+        "extrapolate": ["boolean"],
         "sum_to_one": ["boolean"],
         "graph_W": ["sparse matrix", None],
         "graph_H": ["sparse matrix", None],
@@ -101,6 +102,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         l2_W: float = 0.0,
         l2_H: float = 0.0,
         verbose: bool = False,
+        extrapolate: bool = False,
         sum_to_one: bool = False,
         graph_W: Any = None,
         graph_H: Any = None,
@@ -123,6 +125,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.l2_W = l2_W
         self.l2_H = l2_H
         self.verbose = verbose
+        self.extrapolate = extrapolate
         self.sum_to_one = sum_to_one
         self.graph_W = graph_W
         self.graph_H = graph_H
@@ -166,7 +169,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             X, k, solver=self.solver, init=self.init, loss=self.loss, max_iter=self.max_iter,
             tol=self.tol,
             random_state=self.random_state, W=W, H=H, callback=None,
-            verbose=self.verbose, time_limit=None, **self._penalties(), **self._constraints(),
+            verbose=self.verbose, time_limit=None, extrapolate=self.extrapolate,
+            **self._penalties(), **self._constraints(),
         )
         if result.stop_reason == "max_iter":
             warnings.warn(

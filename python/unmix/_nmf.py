@@ -18,6 +18,7 @@ from ._validation import (
     PIXEL_INITS,
     SOLVERS,
     as_core_matrix,
+    check_bool,
     check_choice,
     check_factor,
     check_int,
@@ -81,6 +82,7 @@ def nmf(
     callback: Optional[Callable[[IterationInfo], Optional[bool]]] = None,
     verbose: bool = False,
     time_limit: Optional[float] = None,
+    extrapolate: bool = False,
     sum_to_one: bool = False,
     graph_W: Any = None,
     graph_H: Any = None,
@@ -162,6 +164,20 @@ def nmf(
         Show a progress bar with the current relative error.
     time_limit : float, optional
         Stop after this many seconds.
+    extrapolate : bool
+        Extrapolation with restarts (Ang & Gillis 2019): each half-step
+        starts from the other factor moved on along its last step, by a
+        factor that grows while the objective falls and shrinks when it
+        rises, when the next iteration restarts from the plain iterates.
+        It reaches a given error in several times fewer iterations (see
+        the README's benchmark), at little extra cost per iteration. The
+        objective is then not monotone: it may rise at a restart (which is
+        why it is asked for, not the default). The result is always the
+        pair whose objective was recorded last. Frobenius loss, solvers
+        "bpp" and "admm", whose half-steps solve their problem exactly
+        (from an extrapolated start a single HALS sweep or MU step lands
+        where the start leads: measured, it fits worse more often than not
+        once penalties are on), with every constraint and penalty.
     sum_to_one : bool
         Every row of W (the abundances of a pixel) lies on the probability
         simplex, exactly. Solvers "bpp" and "mu".
@@ -341,6 +357,7 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
         "seed": seed,
         "transposed": M.transposed,
         "data_name": "X",
+        "extrapolate": check_bool(o["extrapolate"], "extrapolate"),
     }
     if options["max_iter"] > 2**31 - 1:
         raise ValueError(f"max_iter must be <= {2**31 - 1}, got {options['max_iter']}")
@@ -543,9 +560,7 @@ def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to
 
     # Errors from the core name the factors as the caller knows them.
     out: dict[str, Any] = {"name_" + rows: "W", "name_" + cols: "H"}
-    if not isinstance(sum_to_one, (bool, np.bool_)):
-        raise TypeError(f"sum_to_one must be True or False, got {sum_to_one!r}")
-    if sum_to_one:
+    if check_bool(sum_to_one, "sum_to_one"):
         out["simplex_" + rows] = True
     for side, core, graph, smooth, n in (("W", rows, graph_W, smooth_W, shape[0]),
                                          ("H", cols, graph_H, smooth_H, shape[1])):

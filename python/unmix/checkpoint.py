@@ -30,9 +30,14 @@ from ._files import atomic_write
 # Options that may change between the interrupted run and the resumed one
 # (the start and its seed are the checkpoint's; the seed is kept in it).
 _MAY_CHANGE = {"max_iter", "tol", "time_limit", "init", "seed"}
-_STATE_ARRAYS = ("W", "H", "objective", "rel_error", "fixed_at_start", "gram_W", "gram_H")
-# Files from unmix 0.1.0 lack these; the run then sums them again.
-_OPTIONAL_ARRAYS = ("gram_W", "gram_H")
+# With extrapolate=True the state also holds the plain iterates, where the
+# next iteration starts, and the extrapolation's (beta, beta_bar); empty
+# arrays otherwise.
+_STATE_ARRAYS = ("W", "H", "objective", "rel_error", "fixed_at_start", "gram_W", "gram_H",
+                 "W_plain", "H_plain", "W_next", "H_next", "extrapolation")
+# Files from unmix 0.1.0 lack these; the run then sums the Gram matrices
+# again (and cannot resume an extrapolated run).
+_OPTIONAL_ARRAYS = ("gram_W", "gram_H", "W_plain", "H_plain", "W_next", "H_next", "extrapolation")
 _STATE_SCALARS = ("iteration", "elapsed", "data_norm")
 
 

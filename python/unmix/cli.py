@@ -60,6 +60,8 @@ _NMF_FLAGS: tuple[tuple[tuple[str, ...], str, Callable[[str], Any], str], ...] =
     (("--max-iter",), "max_iter", int, "maximum number of iterations per fit"),
     (("--tol",), "tol", float, "relative decrease of the objective at which a fit stops"),
     (("--time-limit",), "time_limit", float, "seconds after which a fit stops"),
+    (("--extrapolate",), "extrapolate", bool,
+     "extrapolation with restarts: several times fewer iterations (solvers bpp and admm)"),
     (("--sum-to-one",), "sum_to_one", bool, "the abundances of every pixel sum to one"),
     (("--smooth-W",), "smooth_W", _weight,
      "spatial smoothness of the abundances on the pixel grid; 'auto' (with --sum-to-one): "

@@ -33,6 +33,7 @@ from ._validation import (
     INITS,
     LOSSES,
     SOLVERS,
+    check_bool,
     check_choice,
     check_int,
     check_nonneg,
@@ -114,6 +115,7 @@ def nmf(
     callback: Optional[Callable[[IterationInfo], Optional[bool]]] = None,
     verbose: bool = False,
     time_limit: Optional[float] = None,
+    extrapolate: bool = False,
     sum_to_one: bool = False,
     graph_W: Any = None,
     graph_H: Any = None,
@@ -179,7 +181,7 @@ def nmf(
     options: dict[str, Any] = {
         "solver": solver, "init": init, "max_iter": check_int(max_iter, "max_iter", 1),
         "tol": check_nonneg(tol, "tol"), "seed": seed, "transposed": transposed,
-        "data_name": "X",
+        "data_name": "X", "extrapolate": check_bool(extrapolate, "extrapolate"),
     }
     if time_limit is not None:
         options["time_limit"] = check_nonneg(time_limit, "time_limit")

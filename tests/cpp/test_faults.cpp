@@ -35,6 +35,20 @@ std::vector<Case> cases() {
   minvol.W.simplex = false;
   minvol.H.minvol = 0.5;  // its delta is fixed at the start: the checkpoint must carry it
   out.push_back({"bpp minvol", minvol});
+  // Extrapolation carries its plain iterates and beta in the state; with M
+  // transposed H is updated first and the fused pass extrapolates it.
+  for (auto solver : {unmix::Solver::bpp, unmix::Solver::admm}) {
+    unmix::Options x = out[2].opt;
+    x.solver = solver;
+    x.extrapolate = true;
+    out.push_back({solver == unmix::Solver::bpp ? "bpp extrapolated" : "admm extrapolated", x});
+    x.transposed = true;
+    out.push_back({solver == unmix::Solver::bpp ? "bpp extrapolated, fused" : "admm extrapolated, fused", x});
+  }
+  unmix::Options xs = simplex;
+  xs.extrapolate = true;
+  xs.transposed = true;
+  out.push_back({"bpp sum-to-one extrapolated, fused", xs});
   unmix::Options kl;
   kl.solver = unmix::Solver::mu;
   kl.loss = unmix::Loss::kl;

@@ -31,6 +31,8 @@ CASES = {
     "bpp minvol": dict(minvol_H=0.5),
     "kl": dict(loss="kl"),
     "spa init": dict(init="spa"),
+    "bpp extrapolated": dict(solver="bpp", extrapolate=True, l1_W=0.05),
+    "admm extrapolated sum_to_one": dict(solver="admm", extrapolate=True, sum_to_one=True),
 }
 
 

@@ -21,20 +21,24 @@ GEN = ["--generate", "400x300", "-k", "6", "--tol", "0", "--quiet", "--solver", 
 
 
 @pytest.mark.parametrize("mpi", [False, True])
-def test_resumed_run_equals_the_uninterrupted_one(tmp_path, mpi):
+@pytest.mark.parametrize("extrapolate", [False, True])
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, mpi, extrapolate):
     if mpi and MPIRUN is None:
         pytest.skip("needs mpirun and an MPI build")
-    check_ok(run([*GEN, "--max-iter", "30", "-o", str(tmp_path / "whole")], mpi=mpi))
+    # Extrapolated: bpp, and the state's plain iterates and next factors too.
+    gen = [*GEN[:-1], "bpp", "--extrapolate"] if extrapolate else GEN
+    check_ok(run([*gen, "--max-iter", "30", "-o", str(tmp_path / "whole")], mpi=mpi))
     part = str(tmp_path / "part")
-    check_ok(run([*GEN, "--max-iter", "13", "--checkpoint-every", "5", "-o", part], mpi=mpi))
+    check_ok(run([*gen, "--max-iter", "13", "--checkpoint-every", "5", "-o", part], mpi=mpi))
     state = (tmp_path / "part.ckpt" / "state").read_text()
     assert "iteration 13" in state  # the last iteration is always saved
-    check_ok(run([*GEN, "--max-iter", "30", "--resume", "-o", part], mpi=mpi))
+    check_ok(run([*gen, "--max-iter", "30", "--resume", "-o", part], mpi=mpi))
     for f in ("W", "H"):
         np.testing.assert_array_equal(np.load(f"{part}_{f}.npy"), np.load(tmp_path / f"whole_{f}.npy"))
-    # Only the newest generation stays.
+    # Only the newest generation stays: W and H, with extrapolation also
+    # the plain iterates and the next iteration's factors.
     ranks = RANKS if mpi else 1
-    assert len(list((tmp_path / "part.ckpt").glob("g*.npy"))) == 2 * ranks
+    assert len(list((tmp_path / "part.ckpt").glob("g*.npy"))) == (6 if extrapolate else 2) * ranks
 
 
 def test_resume_refuses_another_problem(tmp_path):

@@ -167,6 +167,16 @@ void check_support(const Options& opt) {
   if (opt.loss == Loss::kl && std::string(Rule<double>::name) != "mu")
     throw std::invalid_argument(std::string("unmix::nmf: the KL loss is solved by solver 'mu', got '") +
                                 Rule<double>::name + "'");
+  // Extrapolation needs half-steps that solve their problem (near)
+  // exactly: from an extrapolated start, one HALS sweep or one MU step
+  // lands where the start leads (measured: worse fits more often than not
+  // once penalties are on), and MU cannot leave the zeros the projection
+  // makes.
+  const std::string rule = Rule<double>::name;
+  if (opt.extrapolate && (opt.loss == Loss::kl || (rule != "bpp" && rule != "admm")))
+    throw std::invalid_argument("unmix::nmf: extrapolate works with the Frobenius loss and solvers "
+                                "'bpp' or 'admm', whose half-steps are exact, got solver '" + rule + "'" +
+                                (opt.loss == Loss::kl ? " with the KL loss" : ""));
   for (const auto* f : {&opt.W, &opt.H}) {
     const std::string name = !f->name.empty() ? f->name : (f == &opt.W ? "W" : "H");
     if (f->bounded() && !Rule<double>::supports_bounds)

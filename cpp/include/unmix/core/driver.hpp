@@ -8,6 +8,7 @@
 #include "../data/stats.hpp"
 #include "../init/initialize.hpp"
 #include "../parallel/blas_threads.hpp"
+#include "extrapolation.hpp"
 #include "factor_step.hpp"
 #include "faults.hpp"
 #include "fused_step.hpp"
@@ -109,8 +110,10 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   {
     const ScopedTimer timer(t.init);
     if (resume) {
-      W = resume->W;
-      H = resume->H;
+      // An extrapolated run goes on from where its next iteration starts.
+      const bool next = opt_.extrapolate && !resume->extrapolation.empty();
+      W = next ? resume->W_next : resume->W;
+      H = next ? resume->H_next : resume->H;
     } else if (opt_.init == Init::custom) {
       W = *W0;
       H = *H0;
@@ -220,6 +223,55 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     return pass;
   };
 
+  // Extrapolation (core/extrapolation.hpp): W and H hold the factors the
+  // next half-step starts from, ex the plain iterates; the objective last
+  // recorded is that of the pair (shown, the plain last-updated factor).
+  const bool extrapolate = opt_.extrapolate && opt_.loss == Loss::frobenius;
+  const int last = update[order[1]] ? order[1] : order[0], first = 1 - last;
+  Extrapolation<eT> ex;
+  arma::Mat<eT> shown, plain_gram;  // plain_gram: the first factor's plain iterate's, for a restart
+  if (extrapolate && resume && !resume->extrapolation.empty()) {
+    ex.resume(resume->W_plain, resume->H_plain, resume->extrapolation.at(0), resume->extrapolation.at(1));
+    shown = first == 0 ? resume->W : resume->H;
+  } else if (extrapolate) {
+    ex.start(W, H);
+    shown = *F[first];
+  }
+  // A column that extrapolation (and the projection after it) empties
+  // while the plain iterate has it takes the plain column back: an empty
+  // column is dead for good under penalties, and a restart cannot bring it
+  // back once the other factor has followed it. True if any did.
+  auto keep_columns = [&](int s, const arma::Mat<eT>& plain_gram_s) {
+    bool any = false;
+    for (arma::uword j = 0; j < k; ++j)
+      if (!(gram[s](j, j) > 0) && plain_gram_s(j, j) > 0) {
+        F[s]->col(j) = ex.plain(s).col(j);
+        any = true;
+      }
+    if (any) {
+      step[s].prepare(*F[s], false);
+      const ScopedTimer timer(t.gram);
+      products.gram(*F[s], gram[s]);
+    }
+    return any;
+  };
+  // F[s] <- its extrapolated plain iterate, in the feasible set.
+  auto move_on = [&](int s) {
+    if (!update[s]) return;
+    const arma::Mat<eT> plain_gram_s = gram[s];
+    ex.extrapolate(s, *F[s]);
+    step[s].prepare(*F[s], true);
+    {
+      const ScopedTimer timer(t.gram);
+      products.gram(*F[s], gram[s]);
+    }
+    keep_columns(s, plain_gram_s);
+  };
+  auto report_pair = [&](arma::Mat<eT>& W_out, arma::Mat<eT>& H_out) {
+    (first == 0 ? W_out : H_out) = shown;
+    (last == 0 ? W_out : H_out) = ex.plain(last);
+  };
+
   // After F[s] changed (and gram[s] with it): a breakdown check (the
   // all-reduced Gram matrix is non-finite on every rank if F[s] is
   // anywhere), and the components that died. A column of zeros has left the model for good
@@ -250,6 +302,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
                                                  init::Stream::revive),
                          first, init::random_scale(stats.sum / (double(m) * double(n)), k));
       step[s].revive(*F[s], j, fresh);
+      if (extrapolate) ex.plain(s).col(j) = F[s]->col(j);
       res.events.push_back({it, "component " + std::to_string(j) + " of " + names[s] +
                                     " became zero and was re-seeded"});
     }
@@ -265,6 +318,14 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     st.iteration = res.n_iter;
     st.W = W;
     st.H = H;
+    if (extrapolate) {
+      st.W_next = W;
+      st.H_next = H;
+      report_pair(st.W, st.H);
+      st.W_plain = ex.plain(0);
+      st.H_plain = ex.plain(1);
+      st.extrapolation = {ex.beta(), ex.beta_bar()};
+    }
     st.objective = res.objective;
     st.rel_error = res.rel_error;
     st.elapsed = elapsed;
@@ -283,7 +344,10 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   FusedPlan plan;
   if constexpr (detail::fusable<Data>::value)
     if (comm.grid_rows() == 1) plan = fused_plan<eT>(data.n_rows(), data.n_cols(), k);
-  const bool fused = plan.parts > 0 && opt_.loss == Loss::frobenius && update[0] && update[1];
+  // With extrapolation the pass multiplies M by the extrapolated H, which
+  // is what W's half-step needs only when H is updated first.
+  const bool fused = plan.parts > 0 && opt_.loss == Loss::frobenius && update[0] && update[1] &&
+                     (!extrapolate || first == 1);
   arma::Mat<eT> Z, gathered, scattered;
   bool z_ready = false;
 
@@ -320,23 +384,30 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
           // (its time counts as products).
           arma::Mat<eT> new_gram;
           double before = 0;
-          const bool first = res.objective.empty();
-          const double H_penalty = first ? step[1].local_penalty(H) : 0.0;
+          const bool starting = res.objective.empty();
+          const double H_penalty = starting ? step[1].local_penalty(H) : 0.0;
+          FusedExtrapolation<eT> fx{ex.plain(1), ex.beta(), {}};
           {
             const ScopedTimer timer(t.products);
             if constexpr (detail::fusable<Data>::value)
               fused_half_step(data.matrix(), comm.gather_W(W, gathered), gram[0], H, gram[1], step[1],
-                              plan, threads, Z, new_gram, cross, before);
+                              plan, threads, Z, new_gram, cross, before, extrapolate ? &fx : nullptr);
           }
           comm.all_reduce(new_gram);
-          if (first) {  // the starting point's objective
+          if (starting) {  // the starting point's objective
             const double f0 = objective(before, rel, &H_penalty);
             record(f0, rel);
           }
           gram[1] = std::move(new_gram);
+          bool kept = false;
+          if (extrapolate) {
+            comm.all_reduce(fx.plain_gram);
+            plain_gram = std::move(fx.plain_gram);
+            kept = keep_columns(1, plain_gram);  // then Z, summed from the emptied columns, is stale
+          }
           const bool revived = after_update(1, it);
           reseeded |= revived;
-          z_ready = !revived;
+          z_ready = !revived && !kept;
           continue;
         }
         arma::Mat<eT>* R;
@@ -364,8 +435,25 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
           gram[s] = std::move(new_gram);
         }
         reseeded |= after_update(s, it);
+        if (extrapolate) {
+          ex.stepped(s, *F[s]);
+          if (s == first) {
+            plain_gram = gram[s];
+            move_on(s);
+          }
+        }
       }
       f = objective(cross, rel);
+      if (extrapolate) {
+        shown = *F[first];
+        if (ex.accept(f, res.objective.back())) {
+          move_on(last);
+        } else if (update[first]) {  // restart from the plain iterates
+          *F[first] = ex.plain(first);
+          step[first].prepare(*F[first], false);
+          gram[first] = plain_gram;
+        }
+      }
     }
     const double f_prev = res.objective.back();
     record(f, rel);
@@ -383,7 +471,9 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     // exact to tol: then the objective falls geometrically towards zero and
     // its relative decrease alone would never get small. An iteration that
     // re-seeded a component is a new start, not a step to compare.
-    if (!reseeded && (f_prev - f <= opt_.tol * std::abs(f_prev) || rel <= opt_.tol)) {
+    // With extrapolation a rise is a restart, not convergence.
+    const bool gained_little = f_prev - f <= opt_.tol * std::abs(f_prev) && !(extrapolate && f > f_prev);
+    if (!reseeded && (gained_little || rel <= opt_.tol)) {
       res.stop_reason = StopReason::tol;
       res.converged = stop = true;
     } else if (asked) {
@@ -402,6 +492,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
       }
     }
   }
+  if (extrapolate) report_pair(W, H);
   t.total = clock.seconds();
   return res;
 }

@@ -67,6 +67,19 @@ class FactorStep {
     penalty_.track(F);
   }
 
+  // Rows [first, first + F.n_rows) of the factor moved into the feasible
+  // set, fixed columns at their values (an extrapolated block).
+  void project_rows(arma::uword first, arma::Mat<eT>& F) const {
+    if (fixed_.is_empty()) {
+      feasible_.project(F);
+      return;
+    }
+    F.cols(fixed_) = arma::conv_to<arma::Mat<eT>>::from(options_.fixed_values.rows(first, first + F.n_rows - 1));
+    arma::Mat<eT> Ff = F.cols(free_);
+    free_feasible_.project(Ff);
+    F.cols(free_) = Ff;
+  }
+
   // A half-step in one call: R the data product (left untouched: the
   // objective needs it as it is), own_gram this factor's current Gram
   // matrix. Returns this rank's F^T F and <F, R> at the new F, summed a

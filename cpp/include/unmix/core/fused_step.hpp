@@ -87,6 +87,16 @@ void fused_times(const arma::Mat<eT>& M, const arma::Mat<eT>& H, const FusedPlan
   detail::fused_pass(M, H, plan, threads, Z, [](std::size_t, int, arma::uword, arma::Mat<eT>&) {});
 }
 
+// With extrapolation (core/extrapolation.hpp) the pass multiplies M by the
+// extrapolated rows H^ = proj(H + beta (H - H_prev)), H_prev read from
+// `plain` where the new plain rows are then written, and H takes H^.
+template <typename eT>
+struct FusedExtrapolation {
+  arma::Mat<eT>& plain;
+  double beta;
+  arma::Mat<eT> plain_gram;  // out: the plain rows' H^T H (for a restart)
+};
+
 // One fused pass: W (m x k) the factor the H half-step sees, G_W its Gram
 // matrix, own_gram H's (for min-volume). On return H is updated, Z = M H,
 // gram = H^T H and cross = <H, M^T W> at the new H, cross_before the same
@@ -95,35 +105,52 @@ template <typename eT, template <typename> class Rule>
 void fused_half_step(const arma::Mat<eT>& M, const arma::Mat<eT>& W, const arma::Mat<eT>& G_W,
                      arma::Mat<eT>& H, const arma::Mat<eT>& own_gram, FactorStep<eT, Rule>& step,
                      const FusedPlan& plan, int threads, arma::Mat<eT>& Z, arma::Mat<eT>& gram,
-                     double& cross, double& cross_before) {
+                     double& cross, double& cross_before, FusedExtrapolation<eT>* ex = nullptr) {
   const arma::uword m = M.n_rows, k = W.n_cols;
   step.begin(G_W, own_gram);
   const kernels::TransOperand<eT> W_ready(W.memptr(), W.n_rows, m, k);
-  std::vector<eT> grams(std::size_t(plan.parts) * k * k);
+  std::vector<eT> grams(std::size_t(plan.parts) * k * k), plain_grams(ex ? grams.size() : 0);
   std::vector<double> crosses(plan.parts, 0.0), before(plan.parts, 0.0);
-  std::vector<arma::Mat<eT>> Ys(std::max(1, threads)), block_grams(std::max(1, threads));
+  std::vector<arma::Mat<eT>> Ys(std::max(1, threads)), block_grams(std::max(1, threads)),
+      previous(std::max(1, threads));
+  auto add_gram = [&](const arma::Mat<eT>& F, arma::Mat<eT>& g, eT* sum) {
+    kernels::trans_times(F.memptr(), F.n_rows, k, F.n_rows, F.memptr(), F.n_rows, k, g.memptr(), k, 1);
+    for (std::size_t e = 0; e < std::size_t(k) * k; ++e) sum[e] += g[e];
+  };
   detail::fused_pass(M, H, plan, threads, Z, [&](std::size_t p, int slot, arma::uword j, arma::Mat<eT>& F) {
     arma::Mat<eT>& Y = Ys[slot];
     arma::Mat<eT>& g = block_grams[slot];
+    const arma::uword last = j + F.n_rows - 1;
     Y.set_size(F.n_rows, k);
     g.set_size(k, k);
     W_ready.apply(M.colptr(j), m, 0, m, 0, F.n_rows, Y.memptr(), F.n_rows, false);
     before[p] += inner(F, Y);
     step.update_rows(j, Y, F, slot);
-    H.rows(j, j + F.n_rows - 1) = F;  // rows of this block alone
-    crosses[p] += FactorStep<eT, Rule>::block_sums(F, Y, g.memptr(), 1);
-    eT* Gp = &grams[p * k * k];
-    for (std::size_t e = 0; e < std::size_t(k) * k; ++e) Gp[e] += g[e];
+    crosses[p] += inner(F, Y);
+    if (ex) {
+      arma::Mat<eT>& P = previous[slot];
+      P = ex->plain.rows(j, last);
+      ex->plain.rows(j, last) = F;
+      add_gram(F, g, &plain_grams[p * k * k]);
+      F += eT(ex->beta) * (F - P);
+      step.project_rows(j, F);
+    }
+    H.rows(j, last) = F;  // rows of this block alone
+    add_gram(F, g, &grams[p * k * k]);
   });
   step.end(H);
-  gram.zeros(k, k);
+  auto total = [&](const std::vector<eT>& parts, arma::Mat<eT>& out) {
+    out.zeros(k, k);
+    for (arma::uword p = 0; p < plan.parts; ++p) out += arma::Mat<eT>(const_cast<eT*>(&parts[p * k * k]), k, k, false, true);
+    symmetric_from_lower(out);
+  };
+  total(grams, gram);
+  if (ex) total(plain_grams, ex->plain_gram);
   cross = cross_before = 0.0;
   for (arma::uword p = 0; p < plan.parts; ++p) {
-    gram += arma::Mat<eT>(&grams[p * k * k], k, k, false, true);
     cross += crosses[p];
     cross_before += before[p];
   }
-  symmetric_from_lower(gram);
 }
 
 }  // namespace unmix

@@ -61,6 +61,10 @@ struct Options {
   // array seen as column-major). Initialization and the update order follow
   // the natural orientation, so M and its transpose give the same factors.
   bool transposed = false;
+  // Extrapolation with restarts (core/extrapolation.hpp): several times
+  // fewer iterations to a given error, but the objective may rise at a
+  // restart. Frobenius loss, solvers bpp and admm (exact half-steps).
+  bool extrapolate = false;
   std::string data_name = "M";  // how error messages call the data
 };
 

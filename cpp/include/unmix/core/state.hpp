@@ -31,6 +31,11 @@ struct State {
   // again from the factors they could differ in the last bits, and the
   // resumed run would drift from the uninterrupted one. Empty: sum them.
   arma::Mat<eT> gram_W, gram_H;
+  // With Options::extrapolate (W, H above are then the pair whose objective
+  // was recorded last): the plain iterates, the factors the next iteration
+  // starts from, and beta, beta_bar. Empty otherwise.
+  arma::Mat<eT> W_plain, H_plain, W_next, H_next;
+  std::vector<double> extrapolation;
 };
 
 // Called with the state every `every` iterations or `seconds` seconds
