@@ -2,15 +2,18 @@
 communication on 1, 2 and 4 MPI ranks, words moved per rank against
 MPI-FAUN's model, and a projection to large runs.
 
-    python bench/bench_distributed.py                  # 4000 x 4000, k = 20
+    python bench/bench_distributed.py                  # square_k20: 8000 x 8000, k = 20
     python bench/bench_distributed.py --ranks 1 2 --size 2000 3000 --k 8
     python bench/bench_distributed.py --project-only   # just the projection
 
 Each configuration runs as `mpirun -np P python bench/bench_distributed.py
 --worker ...`; every rank generates only its own block of a seeded matrix.
-With P ranks on this 2-core machine each rank gets max(1, 2 // P) BLAS
-threads, so 1 rank x 2 threads and 2 ranks x 1 thread use the same cores.
-Output: one JSON line per configuration, then the projection table.
+With P ranks on a machine of C cores each rank runs its kernels on
+max(1, C // P) threads (n_threads), so 1 rank x 2 threads and 2 ranks x 1
+thread use the same cores; more ranks than cores share them.
+Output: one JSON line per configuration, the two figures the performance
+issue asks for (the speed of P ranks x 1 thread against 1 rank x P threads,
+P = C, and the communication share at 4 ranks), then the projection table.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def worker(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(1000 + comm.rank)
     nr, nc = rows.stop - rows.start, cols.stop - cols.start
     block = rng.random((nr, 10)) @ rng.random((10, nc)) + 0.01 * rng.random((nr, nc))
-    kw = dict(comm=comm, shape=shape, grid=grid, init="random", tol=0.0, random_state=0)
+    kw = dict(comm=comm, shape=shape, grid=grid, init="random", tol=0.0, random_state=0,
+              n_threads=args.threads)
     ud.nmf(block, args.k, max_iter=2, **kw)  # warm-up
     comm.Barrier()
     r = ud.nmf(block, args.k, max_iter=args.iters, solver=args.solver, **kw)
@@ -63,7 +67,7 @@ def worker(args: argparse.Namespace) -> None:
         per_iter_words = (words - start_words) / r.n_iter
         print(json.dumps({
             "case": f"dense_{m}x{n}_k{args.k}", "solver": args.solver, "ranks": comm.size,
-            "grid": list(grid), "blas_threads": int(os.environ.get("OPENBLAS_NUM_THREADS", "0")),
+            "grid": list(grid), "threads_per_rank": args.threads,
             "n_iter": r.n_iter, "sec_per_iter": loop / r.n_iter,
             "comm_sec_per_iter": comm_sec / r.n_iter,
             "compute_sec_per_iter": (loop - comm_sec) / r.n_iter,
@@ -98,7 +102,7 @@ def project(compute_rate: float, k: int, bandwidth: float, latency: float) -> li
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--size", type=int, nargs=2, default=[4000, 4000], metavar=("M", "N"))
+    ap.add_argument("--size", type=int, nargs=2, default=[8000, 8000], metavar=("M", "N"))
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--solver", default="hals")
@@ -107,6 +111,7 @@ def main() -> int:
     ap.add_argument("--project-only", action="store_true")
     ap.add_argument("--compute-rate", type=float, help="flop/s per rank for --project-only")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args)
@@ -118,14 +123,16 @@ def main() -> int:
         if mpirun is None:
             print("mpirun not found", file=sys.stderr)
             return 1
-        cores = os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        lines = {}
         for p in args.ranks:
             env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                       OMPI_MCA_rmaps_base_oversubscribe="1",
-                       OPENBLAS_NUM_THREADS=str(max(1, cores // p)), OMP_NUM_THREADS="1")
-            cmd = [mpirun, "-np", str(p), sys.executable, __file__, "--worker", "--size",
-                   *map(str, args.size), "--k", str(args.k), "--iters", str(args.iters),
-                   "--solver", args.solver]
+                       OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+            # Not bound to a core, so that a rank's threads may use the cores
+            # its share allows.
+            cmd = [mpirun, "--bind-to", "none", "-np", str(p), sys.executable, __file__, "--worker",
+                   "--size", *map(str, args.size), "--k", str(args.k), "--iters", str(args.iters),
+                   "--solver", args.solver, "--threads", str(max(1, cores // p))]
             t = time.perf_counter()
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
@@ -133,7 +140,15 @@ def main() -> int:
                 return 1
             line = json.loads(out.stdout.strip().splitlines()[-1])
             line["wall_sec"] = time.perf_counter() - t
+            lines[p] = line
             print(json.dumps(line), flush=True)
+        if 1 in lines and cores in lines and cores > 1:
+            speed = lines[1]["sec_per_iter"] / lines[cores]["sec_per_iter"]
+            print(f"# {cores} ranks x 1 thread run at {speed:.2f} x the speed of 1 rank x {cores} "
+                  f"threads (target >= 0.9)", flush=True)
+        if 4 in lines:
+            print(f"# communication at 4 ranks: {100 * lines[4]['comm_fraction']:.1f} % of an "
+                  f"iteration (target <= 10 %)", flush=True)
             if p == 1:
                 rate = line["flops_per_iter"] / line["compute_sec_per_iter"] / max(1, cores)
     if rate is None:

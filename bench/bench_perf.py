@@ -53,7 +53,9 @@ WORKER = HERE / "perf_worker.py"
 DEFAULT_VENV = HERE / ".venv-pyplanc"
 PYPLANC_REQUIREMENTS = ["pyplanc", "numpy<2.3", "scipy"]  # pyplanc 0.0.2 needs numpy < 2.3
 
-UNMIX = ["unmix:bpp", "unmix:hals", "unmix:mu"]
+# unmix:bpp+her is bpp with extrapolate=True (Ang & Gillis's extrapolation
+# with restarts: not monotone, so asked for, not the default).
+UNMIX = ["unmix:bpp", "unmix:bpp+her", "unmix:hals", "unmix:mu"]
 PEERS = ["sklearn:cd", "sklearn:mu", "pyplanc:anlsbpp", "pyplanc:hals", "pyplanc:mu",
          "pyplanc:admm"]
 METHODS = UNMIX + PEERS

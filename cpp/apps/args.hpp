@@ -24,6 +24,7 @@ struct Args {
   double tol = 1e-5;
   double time_limit = inf;
   std::uint64_t seed = 0;
+  int threads = 0;  // 0: the cores this rank may use, shared with the other ranks on its node
   double l1_W = 0, l1_H = 0, l2_W = 0, l2_H = 0;
   bool sum_to_one = false;
   bool extrapolate = false;
@@ -115,6 +116,9 @@ void print_help() {
       "                           core factors (M = X^T for a C-ordered .npy, else X);\n"
       "                           PR * PC must equal the number of ranks (default: the grid\n"
       "                           with the least communication, P x 1 for tall M)\n"
+      "  --threads N              threads of each rank's kernels (default: the cores of its\n"
+      "                           node divided among the ranks on it, at most the cores it\n"
+      "                           is bound to); the result does not depend on it\n"
       "\n"
       "Output:\n"
       "  -o, --output PREFIX      write PREFIX_W.npy (n_samples x K), PREFIX_H.npy\n"
@@ -291,6 +295,10 @@ Args parse_args(int argc, char** argv) {
     } else if (name == "--time-limit") {
       a.time_limit = parse_real(name, next());
       if (!(a.time_limit > 0)) throw UsageError("--time-limit must be > 0 seconds, got " + std::string(argv[i]));
+    } else if (name == "--threads") {
+      const long long t = parse_int(name, next(), 1);
+      if (t > 4096) throw UsageError("--threads must be at most 4096, got " + std::string(argv[i]));
+      a.threads = int(t);
     } else if (name == "--seed") {
       const std::string text = next();
       char* end = nullptr;

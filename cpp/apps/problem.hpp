@@ -118,6 +118,7 @@ Problem describe(const Args& a, int ranks) {
   o.tol = a.tol;
   o.time_limit = a.time_limit;
   o.seed = a.seed;
+  o.threads = a.threads;
   o.transposed = p.transposed;
   o.extrapolate = a.extrapolate;
   // The penalties name the user's factors: with M = X^T the core's W holds

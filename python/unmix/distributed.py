@@ -116,6 +116,7 @@ def nmf(
     verbose: bool = False,
     time_limit: Optional[float] = None,
     extrapolate: bool = False,
+    n_threads: Optional[int] = None,
     sum_to_one: bool = False,
     graph_W: Any = None,
     graph_H: Any = None,
@@ -142,6 +143,10 @@ def nmf(
     own them: for a grid graph about two image rows per rank. Not
     distributed: weights given as ``"auto"`` (pass the numbers of a serial
     ``result.weights``) and a ``fixed_H`` that holds every component.
+
+    ``n_threads`` is each rank's number of threads for its kernels; None:
+    the cores of the rank's node divided among the ranks on it (at most the
+    cores it is bound to). The result does not depend on it.
 
     Errors are raised on every rank alike, so no rank is left waiting.
     """
@@ -185,6 +190,8 @@ def nmf(
     }
     if time_limit is not None:
         options["time_limit"] = check_nonneg(time_limit, "time_limit")
+    if n_threads is not None:
+        options["threads"] = check_int(n_threads, "n_threads", 1)
     options["loss"] = loss
     rows, cols = ("H", "W") if transposed else ("W", "H")
     for name, value in (("l1_W", l1_W), ("l1_H", l1_H), ("l2_W", l2_W), ("l2_H", l2_H)):

@@ -68,6 +68,22 @@ for grid in sorted(grids):
                 err_H = np.abs(H - serial.H).max() / np.abs(serial.H).max()
                 if not (err_W <= 1e-9 and err_H <= 1e-9):
                     failures.append(f"grid {grid} constrained {c} {kind}: W {err_W:.2e} H {err_H:.2e}")
+# Each rank's thread count does not change its bits; a block large enough
+# (>= 2^16 entries per thread) for its kernels to split.
+big = rng.random((2000, 4)) @ rng.random((4, 400))
+rows, cols = ud.block_of(comm.rank, big.shape, ud.choose_grid(comm.size, big.shape))
+by_threads = [ud.nmf(np.ascontiguousarray(big[rows, cols]), 4, comm=comm, shape=big.shape,
+                     max_iter=5, tol=0, random_state=0, n_threads=t)
+              for t in (1, 3)]
+if not (np.array_equal(by_threads[0].W, by_threads[1].W)
+        and np.array_equal(by_threads[0].H, by_threads[1].H)):
+    failures.append(f"rank {comm.rank}: n_threads=3 changed the factors")
+try:
+    ud.nmf(np.ascontiguousarray(big[rows, cols]), 4, comm=comm, shape=big.shape, n_threads=0)
+    failures.append("n_threads=0 was accepted")
+except ValueError as err:
+    if "n_threads" not in str(err):
+        failures.append(f"unclear error: {err}")
 # An error on one rank's input is raised on every rank, without a hang.
 bad = np.zeros((2, 2)) if comm.rank == comm.size - 1 else X[ud.block_of(comm.rank, X.shape, (comm.size, 1))]
 try:

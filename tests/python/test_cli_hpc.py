@@ -352,13 +352,27 @@ def test_generate_mpi_equals_serial(tmp_path, density):
     assert_same(Hp, H, np.float64)
 
 
+@pytest.mark.parametrize("density", [1.0, 0.3])
+def test_threads_do_not_change_the_result(tmp_path, density):
+    # Large enough (>= 2^16 entries per thread) for the kernels to split.
+    common = ["--generate", "1500x300", "--rank", "5", "--noise", "0.01", "--density",
+              str(density), "-k", "5", "--seed", "2", "--max-iter", "10", "--tol", "0", "--quiet"]
+    for threads in (1, 3):
+        check_ok(run([*common, "--threads", str(threads), "-o", str(tmp_path / f"t{threads}")]))
+    W1, H1, s1 = load(tmp_path / "t1")
+    W3, H3, s3 = load(tmp_path / "t3")
+    np.testing.assert_array_equal(W3, W1)
+    np.testing.assert_array_equal(H3, H1)
+    assert s3["objective"] == s1["objective"]
+
+
 def test_help_and_version():
     res = run(["--help"])
     check_ok(res)
     for option in ["--input", "--generate", "--density", "--rank", "--noise", "-k", "--solver",
                    "--init", "--max-iter", "--tol", "--time-limit", "--seed", "--l1-W", "--l1-H",
                    "--l2-W", "--l2-H", "--grid", "--dtype", "--output", "--quiet", "--help",
-                   "--version", "bpp", "hals", "mu", "nndsvda", "random"]:
+                   "--version", "--threads", "bpp", "hals", "mu", "nndsvda", "random"]:
         assert option in res.stdout, option
     version = run(["--version"])
     check_ok(version)
@@ -380,10 +394,12 @@ def _error_cases(tmp_path: Path, mpi: bool):
         "grid mismatch": ([str(good), "-k", "3", "--grid", grid], f"--grid {grid} needs"),
         "unknown option": ([str(good), "-k", "3", "--frobnicate"], "unknown option '--frobnicate'"),
         "k = 0": ([str(good), "-k", "0"], "-k must be >= 1, got 0"),
+        "threads = 0": ([str(good), "-k", "3", "--threads", "0"], "--threads must be >= 1, got 0"),
     }
 
 
-CASES = ["missing file", "truncated npy", "grid mismatch", "unknown option", "k = 0"]
+CASES = ["missing file", "truncated npy", "grid mismatch", "unknown option", "k = 0",
+         "threads = 0"]
 
 
 @pytest.mark.parametrize("case", CASES)

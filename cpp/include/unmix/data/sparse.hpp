@@ -1,6 +1,9 @@
 #pragma once
+#include <algorithm>
 #include <armadillo>
 #include <cstddef>
+
+#include "../parallel/pool.hpp"
 
 #include "stats.hpp"
 
@@ -17,7 +20,10 @@ class Sparse {
   Sparse(arma::uword n_rows, arma::uword n_cols, const Index* col_ptr,
          const Index* row_idx, const eT* values)
       : n_rows_(n_rows), n_cols_(n_cols), col_ptr_(col_ptr), row_idx_(row_idx),
-        values_(values) {}
+        values_(values) {
+    for (arma::uword j = 0; j < n_cols_ && sorted_; ++j)
+      sorted_ = std::is_sorted(row_idx_ + col_ptr_[j], row_idx_ + col_ptr_[j + 1]);
+  }
 
   explicit Sparse(const arma::SpMat<eT>& M)
       : Sparse((M.sync(), M.n_rows), M.n_cols, M.col_ptrs, M.row_indices, M.values) {}
@@ -27,36 +33,58 @@ class Sparse {
   std::size_t nnz() const { return static_cast<std::size_t>(col_ptr_[n_cols_]); }
 
   // out = M * B. Works on transposed copies of the thin factors so the inner
-  // loop runs over contiguous rows of k values.
-  void times(const arma::Mat<eT>& B, arma::Mat<eT>& out, int /*threads*/) const {
+  // loop runs over contiguous rows of k values. The threads take ranges of
+  // rows of out, each finding its range in every column (the row indices
+  // of a column are sorted): no thread writes another's rows, nothing is
+  // copied, and every entry of out is summed in the same order whatever
+  // the number of threads.
+  void times(const arma::Mat<eT>& B, arma::Mat<eT>& out, int threads) const {
     const arma::uword k = B.n_cols;
     Bt_ = B.t();
     outT_.zeros(k, n_rows_);
-    for (arma::uword j = 0; j < n_cols_; ++j) {
-      const eT* b = Bt_.colptr(j);
-      for (Index p = col_ptr_[j]; p < col_ptr_[j + 1]; ++p) {
-        eT* o = outT_.colptr(static_cast<arma::uword>(row_idx_[p]));
-        const eT v = values_[p];
-        for (arma::uword c = 0; c < k; ++c) o[c] += v * b[c];
+    threads = sorted_ ? useful_threads(threads) : 1;
+    const std::size_t tasks = threads > 1 ? std::size_t(4 * threads) : 1;
+    const parallel::Split split{n_rows_, tasks};
+    parallel::for_each_task(tasks, threads, [&](std::size_t t) {
+      const Index r0 = Index(split.begin(t)), r1 = Index(split.end(t));
+      for (arma::uword j = 0; j < n_cols_; ++j) {
+        const Index* first = row_idx_ + col_ptr_[j];
+        const Index* last = row_idx_ + col_ptr_[j + 1];
+        if (tasks > 1) {
+          first = std::lower_bound(first, last, r0);
+          last = std::lower_bound(first, last, r1);
+        }
+        const eT* b = Bt_.colptr(j);
+        for (const Index* p = first; p < last; ++p) {
+          eT* o = outT_.colptr(static_cast<arma::uword>(*p));
+          const eT v = values_[p - row_idx_];
+          for (arma::uword c = 0; c < k; ++c) o[c] += v * b[c];
+        }
       }
-    }
+    });
     out = outT_.t();
   }
 
-  // out = M^T * A, one dot product per stored entry and column of the result.
-  void trans_times(const arma::Mat<eT>& A, arma::Mat<eT>& out, int /*threads*/) const {
+  // out = M^T * A, one dot product per stored entry and column of the
+  // result; the threads take ranges of columns.
+  void trans_times(const arma::Mat<eT>& A, arma::Mat<eT>& out, int threads) const {
     const arma::uword k = A.n_cols;
     Bt_ = A.t();
     outT_.set_size(k, n_cols_);
-    for (arma::uword j = 0; j < n_cols_; ++j) {
-      eT* o = outT_.colptr(j);
-      for (arma::uword c = 0; c < k; ++c) o[c] = eT(0);
-      for (Index p = col_ptr_[j]; p < col_ptr_[j + 1]; ++p) {
-        const eT* a = Bt_.colptr(static_cast<arma::uword>(row_idx_[p]));
-        const eT v = values_[p];
-        for (arma::uword c = 0; c < k; ++c) o[c] += v * a[c];
+    threads = useful_threads(threads);
+    const std::size_t tasks = threads > 1 ? std::size_t(4 * threads) : 1;
+    const parallel::Split split{n_cols_, tasks};
+    parallel::for_each_task(tasks, threads, [&](std::size_t t) {
+      for (arma::uword j = split.begin(t); j < split.end(t); ++j) {
+        eT* o = outT_.colptr(j);
+        for (arma::uword c = 0; c < k; ++c) o[c] = eT(0);
+        for (Index p = col_ptr_[j]; p < col_ptr_[j + 1]; ++p) {
+          const eT* a = Bt_.colptr(static_cast<arma::uword>(row_idx_[p]));
+          const eT v = values_[p];
+          for (arma::uword c = 0; c < k; ++c) o[c] += v * a[c];
+        }
       }
-    }
+    });
     out = outT_.t();
   }
 
@@ -93,10 +121,16 @@ class Sparse {
   }
 
  private:
+  // Threads worth starting: about 2^16 stored entries each.
+  int useful_threads(int threads) const {
+    return int(std::clamp<std::size_t>(nnz() >> 16, 1, std::size_t(std::max(1, threads))));
+  }
+
   arma::uword n_rows_, n_cols_;
   const Index* col_ptr_;
   const Index* row_idx_;
   const eT* values_;
+  bool sorted_ = true;  // row indices ascending in every column (canonical CSC)
   // Transposed work copies of the thin factors (O((m + n) k), reused).
   mutable arma::Mat<eT> Bt_, Ht_, outT_;
 };
