@@ -149,8 +149,8 @@ def main() -> int:
         if 4 in lines:
             print(f"# communication at 4 ranks: {100 * lines[4]['comm_fraction']:.1f} % of an "
                   f"iteration (target <= 10 %)", flush=True)
-            if p == 1:
-                rate = line["flops_per_iter"] / line["compute_sec_per_iter"] / max(1, cores)
+        if 1 in lines:
+            rate = lines[1]["flops_per_iter"] / lines[1]["compute_sec_per_iter"] / max(1, cores)
     if rate is None:
         print("--project-only needs --compute-rate (flop/s per rank)", file=sys.stderr)
         return 1
