@@ -139,13 +139,13 @@ void fused_half_step(const arma::Mat<eT>& M, const arma::Mat<eT>& W, const arma:
     add_gram(F, g, &grams[p * k * k]);
   });
   step.end(H);
-  auto total = [&](const std::vector<eT>& parts, arma::Mat<eT>& out) {
+  auto add_up = [&](const std::vector<eT>& parts, arma::Mat<eT>& out) {
     out.zeros(k, k);
     for (arma::uword p = 0; p < plan.parts; ++p) out += arma::Mat<eT>(const_cast<eT*>(&parts[p * k * k]), k, k, false, true);
     symmetric_from_lower(out);
   };
-  total(grams, gram);
-  if (ex) total(plain_grams, ex->plain_gram);
+  add_up(grams, gram);
+  if (ex) add_up(plain_grams, ex->plain_gram);
   cross = cross_before = 0.0;
   for (arma::uword p = 0; p < plan.parts; ++p) {
     cross += crosses[p];

@@ -248,7 +248,6 @@ template <typename T>
 void trans_times(const T* M, std::size_t m, std::size_t n, std::size_t ld, const T* A,
                  std::size_t lda, std::size_t k, T* Y, std::size_t ldy, int threads, bool add = false,
                  Isa isa = kernels::isa()) {
-  using detail::Task;
   if (n == 0 || k == 0) return;
   if (m == 0) {
     if (!add)
@@ -281,7 +280,6 @@ void trans_times(const T* M, std::size_t m, std::size_t n, std::size_t ld, const
 template <typename T>
 void times(const T* M, std::size_t m, std::size_t n, std::size_t ld, const T* B, std::size_t ldb,
            std::size_t k, T* Z, std::size_t ldz, int threads, bool add = false, Isa isa = kernels::isa()) {
-  using detail::Task;
   if (m == 0 || k == 0) return;
   if (n == 0) {
     if (!add)
