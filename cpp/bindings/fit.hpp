@@ -48,6 +48,7 @@ inline void parse_factor(const py::dict& d, const std::string& f, FactorOptions&
   };
   vec("lower_cols", o.lower_cols);
   vec("upper_cols", o.upper_cols);
+  vec("simplex_sums", o.simplex_sums);
   if (d.contains(key("fixed_values"))) {
     const auto a = py::cast<FArray<double>>(d[key("fixed_values").c_str()]);
     o.fixed_values = arma::mat(a.data(), a.shape(0), a.shape(1));
@@ -72,7 +73,7 @@ inline Options parse_options(const py::dict& d) {
                                                 "threads", "extrapolate"};
   static const std::set<std::string> per_factor = {
       "l1", "l2", "fixed", "smooth", "minvol", "minvol_delta", "graph", "lower", "upper", "lower_cols",
-      "upper_cols", "simplex", "fixed_cols", "fixed_values", "name"};
+      "upper_cols", "simplex", "simplex_sums", "fixed_cols", "fixed_values", "name"};
   for (const auto& item : d) {
     const auto key = py::cast<std::string>(item.first);
     const auto cut = key.rfind('_');

@@ -59,6 +59,65 @@ TEST_CASE("sum-to-one rows are exact and the objective monotone (bpp, mu)", "[co
   REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Matchers::Contains("use 'bpp', 'mu' or 'admm'"));
 }
 
+TEST_CASE("scaled sum-to-one: row i sums to its own target, exactly and monotone", "[constraints]") {
+  // Pixels with their own intensity c_i: M = E (diag(c) A)^T, the core's H
+  // rows summing to c_i. Every rule that takes the simplex takes the sums,
+  // with the graph term too; the KL loss bisects to the row's sum.
+  arma::arma_rng::set_seed(37);
+  arma::mat A(200, 3, arma::fill::randu);
+  A.each_col() /= arma::sum(A, 1);
+  const arma::vec c = 0.2 + 2.0 * arma::vec(200, arma::fill::randu);
+  A.each_col() %= c;
+  const arma::mat E(30, 3, arma::fill::randu);
+  const arma::mat M = E * A.t() + 0.01 * arma::mat(30, 200, arma::fill::randu);
+  arma::vec sums = c;
+  sums(7) = 0.0;  // a pixel with no signal: its row is zero
+  const auto S = std::make_shared<const arma::sp_mat>(grid_graph(20, 10));
+  for (auto solver : {unmix::Solver::bpp, unmix::Solver::mu, unmix::Solver::admm})
+    for (double smooth : {0.0, 0.05}) {
+      unmix::Options o;
+      o.solver = solver;
+      o.H.simplex = true;
+      o.H.simplex_sums = sums;
+      o.H.smooth = smooth;
+      if (smooth > 0) o.H.graph = S;
+      o.max_iter = 40;
+      o.tol = 0;
+      const auto r = unmix::nmf(M, 3, o);
+      INFO(unmix::to_string(solver) << " smooth " << smooth);
+      REQUIRE(arma::abs(arma::sum(r.H, 1) - sums).max() <= 1e-9 * sums.max());
+      REQUIRE(r.H.min() >= 0.0);
+      require_monotone(r.objective);
+      // Unit sums on data with intensities fit worse than the right sums.
+      unmix::Options unit = o;
+      unit.H.simplex_sums.reset();
+      REQUIRE(r.objective.back() < unmix::nmf(M, 3, unit).objective.back());
+    }
+  unmix::Options kl;
+  kl.solver = unmix::Solver::mu;
+  kl.loss = unmix::Loss::kl;
+  kl.H.simplex = true;
+  kl.H.simplex_sums = sums;
+  kl.max_iter = 40;
+  kl.tol = 0;
+  const auto r = unmix::nmf(M, 3, kl);
+  REQUIRE(arma::abs(arma::sum(r.H, 1) - sums).max() <= 1e-9 * sums.max());
+  require_monotone(r.objective);
+  // Sums without the simplex, of the wrong length, negative or with bounds are refused.
+  unmix::Options bad;
+  bad.H.simplex_sums = sums;
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, bad), Catch::Matchers::Contains("given only with simplex"));
+  bad.H.simplex = true;
+  bad.H.simplex_sums = arma::vec(5, arma::fill::ones);
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, bad), Catch::Matchers::Contains("of length 200"));
+  bad.H.simplex_sums = -sums;
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, bad), Catch::Matchers::Contains("finite and >= 0"));
+  bad.H.simplex_sums = sums;
+  bad.H.upper = 5.0;
+  bad.solver = unmix::Solver::admm;
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, bad), Catch::Matchers::Contains("without bounds"));
+}
+
 TEST_CASE("bounds hold and the objective is monotone (hals, mu)", "[constraints]") {
   const arma::mat M = test::noisy(test::low_rank<double>(50, 40, 3, 33), 0.1, 34);
   for (auto solver : {unmix::Solver::hals, unmix::Solver::mu, unmix::Solver::admm}) {
@@ -129,6 +188,62 @@ TEST_CASE("graph smoothness lowers roughness and keeps the objective monotone", 
     const double direct = 0.5 * arma::accu(Rm % Rm) + 0.5 * 5.0 * roughness(smooth.H, S);
     REQUIRE(std::abs(direct - smooth.objective.back()) <= 1e-9 * smooth.objective.front());
   }
+}
+
+TEST_CASE("the Laplacian bound of the graph majorizer is safe and at most Gershgorin's", "[constraints]") {
+  // Weighted random graphs with self-loops and isolated vertices, a grid
+  // (regular: no gain) and a star (one hub: d_max far above the rest).
+  std::vector<arma::sp_mat> graphs = {grid_graph(7, 5)};
+  for (unsigned seed = 1; seed <= 5; ++seed) {
+    arma::arma_rng::set_seed(seed);
+    arma::sp_mat A = arma::sprandu<arma::sp_mat>(40, 40, 0.08);
+    A.rows(35, 39).zeros();
+    A.cols(35, 39).zeros();  // five vertices without edges
+    graphs.push_back(arma::sp_mat(A + A.t()));
+  }
+  arma::sp_mat star(30, 30);
+  for (arma::uword i = 1; i < 30; ++i) star(0, i) = star(i, 0) = 1.0;
+  graphs.push_back(star);
+  for (const auto& S : graphs) {
+    const arma::vec d(arma::sum(S, 1));
+    const double bound = unmix::regularize::laplacian_bound(S, d);
+    const arma::vec eig = arma::eig_sym(arma::mat(arma::diagmat(d) - S));
+    REQUIRE(bound >= eig.max() * (1 - 1e-12));
+    REQUIRE(bound >= d.max());
+    REQUIRE(bound <= 2 * d.max() * (1 + 1e-8));
+  }
+  // The star: lambda_max(L) = rho(D + S) = 30 (bipartite), 2 d_max = 58.
+  REQUIRE(unmix::regularize::laplacian_bound(star, arma::vec(arma::sum(star, 1))) < 30.1);
+}
+
+TEST_CASE("graph smoothness with a free scale does not drift away from the graph", "[constraints]") {
+  // Without a convention for the scale, ever more iterations of an exact
+  // solver shrink the smoothed factor and grow the other until the graph
+  // term has no effect; weighted by the other factor's column norms it has
+  // a minimizer: a long run keeps the smoothing of a short one.
+  const arma::uword nx = 12, ny = 10;
+  const arma::sp_mat S = grid_graph(nx, ny);
+  const arma::mat M = test::noisy(test::low_rank<double>(30, nx * ny, 3, 36), 0.3, 37);
+  unmix::Options o;
+  o.init = unmix::Init::random;
+  o.tol = 0;
+  o.H.graph = std::make_shared<const arma::sp_mat>(S);
+  o.H.smooth = 5.0;
+  o.max_iter = 50;
+  const auto short_run = unmix::nmf(M, 3, o);
+  o.max_iter = 1000;
+  const auto long_run = unmix::nmf(M, 3, o);
+  require_monotone(long_run.objective);
+  // Returned with the columns of W (the basis, 30 rows) at norm 1 / sqrt(30),
+  // where the term is 1/2 gamma tr(H^T L H) as written.
+  REQUIRE(arma::abs(arma::sqrt(30.0 * arma::sum(arma::square(long_run.W), 0)) - 1.0).max() < 1e-12);
+  const arma::mat Rm = M - long_run.W * long_run.H.t();
+  REQUIRE(std::abs(0.5 * arma::accu(Rm % Rm) + 0.5 * 5.0 * roughness(long_run.H, S) -
+                   long_run.objective.back()) <= 1e-9 * long_run.objective.front());
+  const double rough_short = roughness(short_run.H, S) / arma::accu(arma::square(short_run.H));
+  const double rough_long = roughness(long_run.H, S) / arma::accu(arma::square(long_run.H));
+  REQUIRE(rough_long < 1.1 * rough_short);
+  REQUIRE(long_run.objective.back() < short_run.objective.back());
 }
 
 TEST_CASE("minimum volume: monotone, exact objective, smaller volume (bpp, hals)", "[constraints][minvol]") {

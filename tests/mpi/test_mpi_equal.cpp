@@ -1,8 +1,11 @@
 // Distributed = serial: on every grid, each solver, dense and sparse, float64
 // and float32, the rows of W and H a rank owns equal the serial factors' rows
 // from the same seed, to rounding; also with graph smoothness on both factors
-// (neighbour rows fetched from other ranks) and a known column of H. Run
-// under mpiexec with any number of ranks.
+// (neighbour rows fetched from other ranks) and a known column of H, and
+// with graph smoothness where nothing fixes the scale (the term weighted by
+// the other factor's column norms, its ridge summed over the ranks; with and
+// without other penalties, the first returned at unit columns). Run under
+// mpiexec with any number of ranks.
 #include <mpi.h>
 
 #include <cstdio>
@@ -48,7 +51,7 @@ std::shared_ptr<const arma::sp_mat> test_graph(arma::uword n, unsigned seed) {
 
 template <typename eT>
 void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool sparse, bool transposed,
-              unmix::Loss loss = unmix::Loss::frobenius, bool constrained = false) {
+              unmix::Loss loss = unmix::Loss::frobenius, bool constrained = false, int free_graph = 0) {
   const arma::uword m = 37, n = 29, k = 4;  // not divisible by the grids
   const arma::Mat<eT> M = test_matrix<eT>(m, n, sparse);
   unmix::Options o;
@@ -62,6 +65,13 @@ void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool spars
   o.H.l2 = 0.1;
   o.loss = loss;
   arma::mat known;
+  if (free_graph > 0) {  // 1: with l1 and l2 as above, 2: the graph terms alone
+    o.W.graph = test_graph(m, 5);
+    o.W.smooth = 0.3;
+    o.H.graph = test_graph(n, 6);
+    o.H.smooth = 0.2;
+    if (free_graph == 2) o.W.l1 = o.H.l2 = 0;
+  }
   if (constrained) {
     o.W.graph = test_graph(m, 5);
     o.W.smooth = 0.3;
@@ -99,6 +109,7 @@ void run_case(int pr, int pc, unmix::Solver solver, unmix::Init init, bool spars
                            (sparse ? " sparse" : " dense") + (transposed ? " transposed" : "") +
                            (loss == unmix::Loss::kl ? " kl" : "") +
                            (constrained ? " graph+fixed" : "") +
+                           (free_graph ? " free-scale graph " + std::to_string(free_graph) : "") +
                            (std::is_same_v<eT, float> ? " float32" : " float64");
   check(dist.n_iter == serial.n_iter, what + ": iterations", grid.rank());
   check(arma::abs(dist.W - W_ref).max() <= tol * arma::abs(serial.W).max(), what + ": W", grid.rank());
@@ -125,11 +136,16 @@ int main(int argc, char** argv) {
         cases += 2;
         run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, sparse,
                          unmix::Loss::frobenius, true);
-        ++cases;
+        run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, !sparse,
+                         unmix::Loss::frobenius, false, 1);
+        run_case<double>(pr, pc, solver, unmix::Init::random, sparse, sparse,
+                         unmix::Loss::frobenius, false, 2);
+        cases += 3;
         if (solver == unmix::Solver::mu) {
           run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, true, unmix::Loss::kl);
           run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, false, unmix::Loss::kl, true);
-          cases += 2;
+          run_case<double>(pr, pc, solver, unmix::Init::nndsvda, sparse, sparse, unmix::Loss::kl, false, 2);
+          cases += 3;
         }
       }
     }

@@ -53,6 +53,13 @@ constrained = [
     dict(solver="bpp", sum_to_one=True, minvol_H=0.5),
     dict(solver="admm", sum_to_one=True, bounds_W=(0.0, 0.9), graph_W=S_W, smooth_W=0.1),
     dict(loss="kl", sum_to_one=True, graph_W=S_W, smooth_W=0.2, fixed_H=known),
+    # Nothing fixes the scale: the graph terms weighted by the other factor's
+    # norms (their ridge summed over the ranks), returned at unit norms, or
+    # as fitted when l1/l2 make the scale matter.
+    dict(solver="bpp", graph_W=S_W, smooth_W=0.3),
+    dict(solver="mu", graph_W=S_W, smooth_W=0.3, graph_H=S_H, smooth_H=0.2, l1_W=0.01, l2_H=0.1),
+    dict(loss="kl", graph_H=S_H, smooth_H=0.2),
+    dict(solver="hals", graph_W=S_W, smooth_W=0.3, graph_H=S_H, smooth_H=0.2),
 ]
 for grid in sorted(grids):
     rows, cols = ud.block_of(comm.rank, X.shape, grid)

@@ -59,6 +59,18 @@ inline void check_constraints(const FactorOptions& f, const std::string& name, a
     throw_invalid(where, name + ".lower_cols", "finite and >= 0", "a negative or non-finite value");
   if (!f.lower_cols.is_empty() && !f.upper_cols.is_empty() && arma::any(f.upper_cols <= f.lower_cols))
     throw_invalid(where, name + ".upper_cols", "> lower_cols in every column", "a column with upper <= lower");
+  if (!f.simplex_sums.is_empty()) {
+    if (!f.simplex)
+      throw_invalid(where, name + ".simplex_sums", "given only with simplex", "simplex = false");
+    if (f.simplex_sums.n_elem != local_rows)
+      throw_invalid(where, name + ".simplex_sums", "of length " + std::to_string(local_rows) +
+                    " (one sum per row on this rank)", f.simplex_sums.n_elem);
+    if (!f.simplex_sums.is_finite() || f.simplex_sums.min() < 0)
+      throw_invalid(where, name + ".simplex_sums", "finite and >= 0", "a negative or non-finite value");
+    if (f.bounded())
+      throw_invalid(where, name + ".simplex_sums", "used without bounds on the same factor",
+                    "a combination");
+  }
   if (f.simplex && !f.fixed_cols.empty())
     throw_invalid(where, name + ".simplex", "used without fixed columns on the same factor",
                   "a combination");

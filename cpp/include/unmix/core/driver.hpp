@@ -130,6 +130,15 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     step[0].distribute(comm, true, comm.W_rows(m));
     step[1].distribute(comm, false, comm.H_rows(n));
   }
+  // A graph term is weighted by the other factor's column norms when
+  // nothing else fixes the scale of the components (regularize/graph.hpp):
+  // no sum-to-one rows, bounds, known columns or factor held fixed.
+  auto fixes_scale = [](const FactorOptions& o) {
+    return o.simplex || o.fixed || !o.fixed_cols.empty() || o.bounded();
+  };
+  const bool scale_free = !fixes_scale(opt_.W) && !fixes_scale(opt_.H);
+  step[0].set_graph_scaled(scale_free, double(n));
+  step[1].set_graph_scaled(scale_free, double(m));
   // A resumed factor is already feasible; projecting it again could move it
   // by rounding and the run would no longer be the uninterrupted one.
   step[0].prepare(W, !resume);
@@ -188,8 +197,8 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   // that changed last (the other one is unchanged since R).
   // H's penalty may be given, as it was before H changed.
   auto objective = [&](double cross_local, double& rel_error, const double* H_penalty = nullptr) {
-    arma::Mat<double> local = {cross_local, step[0].local_penalty(W),
-                               H_penalty ? *H_penalty : step[1].local_penalty(H)};
+    arma::Mat<double> local = {cross_local, step[0].local_penalty(W, gram[1]),
+                               H_penalty ? *H_penalty : step[1].local_penalty(H, gram[0])};
     comm.all_reduce(local);
     const double loss = 0.5 * (norm2 - 2.0 * local[0] + inner(gram[0], gram[1]));
     rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
@@ -205,8 +214,8 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   // data (log_term, <M, W H^T>), plus the penalties; rel_error stays the
   // Frobenius relative error, from the same pass.
   auto kl_objective = [&](const KLPass& pass, double& rel_error) {
-    arma::Mat<double> local = {pass.log_term, pass.cross, step[0].local_penalty(W),
-                               step[1].local_penalty(H)};
+    arma::Mat<double> local = {pass.log_term, pass.cross, step[0].local_penalty(W, gram[1]),
+                               step[1].local_penalty(H, gram[0])};
     comm.all_reduce(local);
     const arma::rowvec cw = arma::conv_to<arma::rowvec>::from(products.column_sums(W));
     const arma::rowvec ch = arma::conv_to<arma::rowvec>::from(products.column_sums(H));
@@ -351,6 +360,16 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   arma::Mat<eT> Z, gathered, scattered;
   bool z_ready = false;
 
+  // Before F[s]'s half-step: the ridge the other factor's scaled graph
+  // term puts on it, gamma q_j from the other factor as it is now, summed
+  // over the ranks (k numbers).
+  auto couple = [&](int s) {
+    if (!step[1 - s].graph_scaled()) return;
+    arma::Mat<double> ridge = step[1 - s].graph_ridge(*F[1 - s]);
+    comm.all_reduce(ridge);
+    step[s].set_ridge(ridge);
+  };
+
   bool stop = false;
   for (int it = res.n_iter + 1; it <= opt_.max_iter && !stop; ++it) {
     double cross = 0.0, rel = 0.0, f = 0.0;
@@ -358,6 +377,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     if (opt_.loss == Loss::kl) {
       for (int s : order) {
         if (!update[s]) continue;
+        couple(s);
         const KLPass pass = kl_pass(s == 1);
         if (res.objective.empty()) {
           const double f0 = kl_objective(pass, rel);
@@ -365,7 +385,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
         }
         {
           const ScopedTimer timer(t.update);
-          step[s].update_kl(products.column_sums(*F[1 - s]), *kl_product, *F[s]);
+          step[s].update_kl(products.column_sums(*F[1 - s]), *kl_product, *F[s], gram[1 - s]);
         }
         {
           const ScopedTimer timer(t.gram);
@@ -379,13 +399,14 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     } else {
       for (int s : order) {
         if (!update[s]) continue;
+        couple(s);
         if (fused && s == 1) {
           // H's half-step and the product M H of W's, in one pass over M
           // (its time counts as products).
           arma::Mat<eT> new_gram;
           double before = 0;
           const bool starting = res.objective.empty();
-          const double H_penalty = starting ? step[1].local_penalty(H) : 0.0;
+          const double H_penalty = starting ? step[1].local_penalty(H, gram[0]) : 0.0;
           FusedExtrapolation<eT> fx{ex.plain(1), ex.beta(), {}};
           {
             const ScopedTimer timer(t.products);
@@ -493,6 +514,28 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     }
   }
   if (extrapolate) report_pair(W, H);
+  // The scaled graph term does not change when a column of one factor is
+  // multiplied and the other's divided by the same number: return the
+  // factors at the scale it is measured at, columns of norm 1 / sqrt(rows)
+  // for the factor without the graph (when both have one, the natural
+  // orientation's basis, the factor updated second, so that M and its
+  // transpose still give the same factors), where it is the unweighted
+  // term — unless another penalty depends on the scale, so that the
+  // rescaling would change the objective.
+  const bool scale_dependent = opt_.W.l1 > 0 || opt_.W.l2 > 0 || opt_.W.minvol > 0 || opt_.H.l1 > 0 ||
+                               opt_.H.l2 > 0 || opt_.H.minvol > 0;
+  if ((step[0].graph_scaled() || step[1].graph_scaled()) && !scale_dependent) {
+    const int unit = !step[0].graph_scaled() ? 0 : !step[1].graph_scaled() ? 1 : order[1];
+    arma::Mat<eT> g;
+    products.gram(*F[unit], g);
+    const double rows = unit == 0 ? double(m) : double(n);
+    for (arma::uword j = 0; j < k; ++j) {
+      const eT a = eT(std::sqrt(rows * double(g(j, j))));  // sqrt(rows) ||F_j||
+      if (!(a > 0) || !std::isfinite(a)) continue;
+      F[unit]->col(j) /= a;
+      F[1 - unit]->col(j) *= a;
+    }
+  }
   t.total = clock.seconds();
   return res;
 }

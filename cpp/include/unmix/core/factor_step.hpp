@@ -43,6 +43,8 @@ class FactorStep {
     free_ = arma::find(is_fixed == 0);
     fixed_ = arma::find(is_fixed == 1);
     free_feasible_ = feasible_.columns(free_);
+    unit_feasible_ = feasible_;
+    unit_feasible_.sums.reset();
   }
 
   // On a distributed grid: this rank owns the rows `own` of the factor (of
@@ -71,7 +73,7 @@ class FactorStep {
   // set, fixed columns at their values (an extrapolated block).
   void project_rows(arma::uword first, arma::Mat<eT>& F) const {
     if (fixed_.is_empty()) {
-      feasible_.project(F);
+      feasible_.project(F, first);
       return;
     }
     F.cols(fixed_) = arma::conv_to<arma::Mat<eT>>::from(options_.fixed_values.rows(first, first + F.n_rows - 1));
@@ -126,6 +128,10 @@ class FactorStep {
       penalty_.apply_rows(s.Rw, F, first);
       Rp = &s.Rw;
     }
+    if (fixed_.is_empty() && feasible_.simplex && !feasible_.sums.is_empty()) {
+      update_scaled(first, *Rp, F, slot);
+      return;
+    }
     if (fixed_.is_empty()) {
       s.rule.update(G_, *Rp, F, feasible_);
       return;
@@ -134,6 +140,27 @@ class FactorStep {
     s.Ff = F.cols(free_);
     s.rule.update(Gf_, s.Rf, s.Ff, free_feasible_);
     F.cols(free_) = s.Ff;
+  }
+
+  // Rows on a scaled simplex, row i summing to c_i: with f = c_i a, row i's
+  // problem 1/2 f G f^T - r f^T is c_i^2 times that of a on the unit simplex
+  // with r / c_i (every penalty is in G and R by now), so the rule solves
+  // for a and f = c_i a, exactly for every rule. A row with c_i = 0 is zero.
+  void update_scaled(arma::uword first, const arma::Mat<eT>& R, arma::Mat<eT>& F, int slot) {
+    Slot& s = slots_[slot];
+    s.Rs = R;
+    for (arma::uword i = 0; i < F.n_rows; ++i) {
+      const eT c = eT(feasible_.sum(first + i));
+      if (c > 0) {
+        s.Rs.row(i) /= c;
+        F.row(i) /= c;
+      } else {
+        s.Rs.row(i).zeros();
+        F.row(i).fill(eT(1) / eT(F.n_cols));
+      }
+    }
+    s.rule.update(G_, s.Rs, F, unit_feasible_);
+    for (arma::uword i = 0; i < F.n_rows; ++i) F.row(i) *= eT(feasible_.sum(first + i));
   }
 
   // After every block: F is the new factor.
@@ -160,7 +187,10 @@ class FactorStep {
   // One Kullback-Leibler half-step: R = (M ./ W H^T) times the other factor,
   // colsum the other factor's column sums. Its surrogate is separable, so
   // fixed columns are simply not updated.
-  void update_kl(const arma::Row<eT>& colsum, const arma::Mat<eT>& R, arma::Mat<eT>& F) {
+  // other_gram: the other factor's Gram matrix (the scaled graph term's weights).
+  void update_kl(const arma::Row<eT>& colsum, const arma::Mat<eT>& R, arma::Mat<eT>& F,
+                 const arma::Mat<eT>& other_gram) {
+    penalty_.graph.weigh(other_gram);
     kl_rule_.update(colsum, R, F, penalty_, feasible_, free_);
     penalty_.track(F);
   }
@@ -181,7 +211,20 @@ class FactorStep {
     penalty_.track(F);
   }
 
-  double local_penalty(const arma::Mat<eT>& F) const { return penalty_.local_value(F); }
+  double local_penalty(const arma::Mat<eT>& F, const arma::Mat<eT>& other_gram) const {
+    return penalty_.local_value(F, other_gram);
+  }
+  // The graph term weighted by the other factor's column norms, when nothing
+  // else fixes the scale (regularize/graph.hpp): its gamma p q_j over this
+  // rank's rows of F, to be summed over the ranks and given to the other
+  // factor's half-step as set_ridge().
+  // other_rows: the other factor's number of rows over all ranks.
+  void set_graph_scaled(bool scaled, double other_rows) { penalty_.graph.set_scaled(scaled, other_rows); }
+  bool graph_scaled() const { return penalty_.graph.scaled(); }
+  arma::Mat<double> graph_ridge(const arma::Mat<eT>& F) const {
+    return penalty_.graph.gamma() * penalty_.graph.other_rows() * penalty_.graph.column_quadratic(F);
+  }
+  void set_ridge(const arma::Mat<double>& ridge) { penalty_.ridge = arma::vec(ridge.memptr(), ridge.n_elem); }
   double gram_penalty(const arma::Mat<eT>& gram) const { return penalty_.gram_value(gram); }
   int threads() const { return threads_; }
 
@@ -189,12 +232,12 @@ class FactorStep {
   // A thread's rule and buffers.
   struct Slot {
     Rule<eT> rule;
-    arma::Mat<eT> F, R, Rw, Rf, Ff;
+    arma::Mat<eT> F, R, Rw, Rs, Rf, Ff;
   };
 
   const FactorOptions& options_;
   regularize::Penalty<eT> penalty_;
-  Feasible<eT> feasible_, free_feasible_;
+  Feasible<eT> feasible_, free_feasible_, unit_feasible_;
   arma::uvec free_, fixed_;
   int threads_;
   std::vector<Slot> slots_;

@@ -9,11 +9,16 @@
 namespace unmix {
 
 // The set an update rule must keep its factor in: per-column bounds
-// lo <= F(:, j) <= hi, and optionally every row on the probability simplex.
+// lo <= F(:, j) <= hi, and optionally every row on the probability simplex,
+// or row i summing to sums(i) when sums is given (no bounds then).
 template <typename eT>
 struct Feasible {
   arma::Col<eT> lo, hi;  // size = number of columns the rule updates
   bool simplex = false;
+  arma::vec sums;  // per-row sums of this rank's rows with simplex; empty: all one
+
+  // The sum of row `row` (of this rank's factor) on the simplex.
+  double sum(arma::uword row) const { return sums.is_empty() ? 1.0 : sums(row); }
 
   static Feasible nonnegative(arma::uword k) { return from(FactorOptions{}, k); }
 
@@ -24,6 +29,7 @@ struct Feasible {
     f.hi = o.upper_cols.is_empty() ? arma::Col<eT>(k, arma::fill::value(eT(o.upper)))
                                    : arma::conv_to<arma::Col<eT>>::from(o.upper_cols);
     f.simplex = o.simplex;
+    f.sums = o.simplex_sums;
     return f;
   }
   // The same set restricted to some columns (the free ones).
@@ -32,22 +38,24 @@ struct Feasible {
     f.lo = lo.elem(cols);
     f.hi = hi.elem(cols);
     f.simplex = simplex;
+    f.sums = sums;
     return f;
   }
-  // Moves a starting factor into the set (so the first objective compares
-  // like with like): clip to the bounds; rescale rows to sum to one (with
-  // bounds as well, the nearest point of the set).
-  void project(arma::Mat<eT>& F) const {
+  // Moves a starting factor, or its rows from `first` on, into the set (so
+  // the first objective compares like with like): clip to the bounds;
+  // rescale rows to their sums (with bounds as well, the nearest point of
+  // the set).
+  void project(arma::Mat<eT>& F, arma::uword first = 0) const {
     if (simplex && bounded()) return project_exact(F);
     for (arma::uword j = 0; j < F.n_cols; ++j)
       F.col(j) = arma::clamp(F.col(j), lo(j), hi(j));
     if (!simplex) return;
     for (arma::uword i = 0; i < F.n_rows; ++i) {
-      const eT s = arma::accu(F.row(i));
+      const eT s = arma::accu(F.row(i)), target = eT(sum(first + i));
       if (s > 0)
-        F.row(i) /= s;
+        F.row(i) *= target / s;
       else
-        F.row(i).fill(eT(1) / eT(F.n_cols));
+        F.row(i).fill(target / eT(F.n_cols));
     }
   }
 

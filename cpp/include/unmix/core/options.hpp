@@ -18,8 +18,10 @@ enum class Loss { frobenius, kl };
 //   l1 ||F||_1 + l2 / 2 ||F||_F^2 + smooth / 2 tr(F^T L F),  L = D - S,
 // with S = *graph a symmetric non-negative similarity between rows of F.
 // Hard constraints: lower <= F <= upper (per column when lower_cols /
-// upper_cols are given), rows of F on the probability simplex (simplex), and
-// the columns fixed_cols held at fixed_values (known endmembers).
+// upper_cols are given), rows of F on the probability simplex (simplex) or,
+// with simplex_sums, row i summing to simplex_sums(i) (a scaled simplex: the
+// abundances of a pixel sum to its own intensity), and the columns
+// fixed_cols held at fixed_values (known endmembers).
 struct FactorOptions {
   double l1 = 0.0;
   double l2 = 0.0;
@@ -33,6 +35,7 @@ struct FactorOptions {
   double upper = std::numeric_limits<double>::infinity();
   arma::vec lower_cols, upper_cols;  // size k, or empty for the scalars
   bool simplex = false;
+  arma::vec simplex_sums;  // this rank's rows' sums with simplex; empty: every row sums to one
   std::vector<arma::uword> fixed_cols;
   arma::mat fixed_values;  // rows x fixed_cols.size(), this rank's rows
   std::string name;        // how error messages call this factor ("W" or "H" if empty)
