@@ -46,7 +46,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from benchlib import (dumps, machine_info, make_dense, make_sparse, measure_products,
-                      measure_read, median_time, save_jsonl, settle)
+                      measure_read, median_time, save_jsonl, settle, venv_python)
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "perf_worker.py"
@@ -190,34 +190,7 @@ def save_inputs(X: Any, k: int, folder: Path, seed: int) -> dict[str, Any]:
 def pyplanc_python(venv: Path, log) -> tuple[Optional[str], Optional[str], Optional[str]]:
     """(python, pyplanc version, None) of the virtual environment, created
     and filled on first use; (None, None, reason) when that fails."""
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import importlib.metadata as m, pyplanc; "
-             "print(m.version('pyplanc'))"]
-
-    def version() -> Optional[str]:
-        if not python.exists():
-            return None
-        r = subprocess.run(probe, capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else None
-
-    found = version()
-    if found:
-        return str(python), found, None
-    log(f"# setting up {venv} for pyplanc (python -m venv; pip install "
-        f"{' '.join(PYPLANC_REQUIREMENTS)})")
-    for cmd in ([sys.executable, "-m", "venv", str(venv)],
-                [str(python), "-m", "pip", "install", "--quiet", *PYPLANC_REQUIREMENTS]):
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return None, None, f"{' '.join(cmd[:3])}: {exc}"
-        if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            return None, None, f"could not install pyplanc ({' '.join(cmd[:4])}): {tail[0]}"
-    found = version()
-    if not found:
-        return None, None, "pyplanc was installed but does not import"
-    return str(python), found, None
+    return venv_python(venv, "pyplanc", PYPLANC_REQUIREMENTS, log)
 
 
 # --- workers -----------------------------------------------------------------

@@ -13,9 +13,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -197,6 +199,43 @@ def machine_info(versions_of: Iterable[str] = ("unmix",)) -> dict[str, Any]:
             for pool in threadpool_info()
         ]
     return info
+
+
+def venv_python(venv: Path, package: str, requirements: Sequence[str], log: Callable[[str], Any],
+                timeout: float = 600) -> tuple[Optional[str], Optional[str], Optional[str]]:
+    """(python, version of ``package``, None) of the virtual environment
+    ``venv``, created (``python -m venv``) and filled (``pip install
+    requirements``) on first use; (None, None, reason) when that fails. The
+    peers that pin other versions of numpy or HyperSpy live in such
+    environments, never in unmix's."""
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", f"import importlib.metadata as m, {package}; "
+             f"print(m.version({package!r}))"]
+
+    def version() -> Optional[str]:
+        if not python.exists():
+            return None
+        r = subprocess.run(probe, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    found = version()
+    if found:
+        return str(python), found, None
+    log(f"# setting up {venv} for {package} (python -m venv; pip install "
+        f"{' '.join(requirements)})")
+    for cmd in ([sys.executable, "-m", "venv", str(venv)],
+                [str(python), "-m", "pip", "install", "--quiet", *requirements]):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return None, None, f"{' '.join(cmd[:3])}: {exc}"
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            return None, None, f"could not install {package} ({' '.join(cmd[:4])}): {tail[0]}"
+    found = version()
+    if not found:
+        return None, None, f"{package} was installed but does not import"
+    return str(python), found, None
 
 
 def save_jsonl(lines: list[str], out: Path, stamp: _dt.datetime) -> Path:

@@ -154,26 +154,28 @@ def tutorial(numbers: Numbers) -> None:
     _save(fig, "pca.png")
 
     # [nmf]
-    result = unmix.unmix(image, 4, random_state=0, normalize="sum")
-    result.endmembers         # (4, 512) spectra, each summing to 1, as the true ones
-    result.abundances         # (128, 128, 4) maps: counts of each component per pixel
+    result = unmix.unmix(image, 4, random_state=0)
+    result.params["noise"]    # "poisson": the data are counts, weighted for their noise
+    result.endmembers         # (4, 512) spectra in counts per pixel of a pure pixel
+    result.abundances         # (128, 128, 4) fractions, summing to one in every pixel
+    result.intensity          # (128, 128) each pixel's intensity (1: as its composition says)
     # [/nmf]
 
     # [score]
     from unmix.metrics import abundance_rmse, spectral_angles
 
-    fractions = result.abundances.reshape(-1, 4)            # sum-to-one in the scoring
+    fractions = result.abundances.reshape(-1, 4)
     angles = spectral_angles(truth.endmembers, result.endmembers)
     rmse = abundance_rmse(truth.abundances, fractions, angles)
     print(f"{angles.mean:.2f} deg, RMSE {rmse:.4f}")
     # [/score]
+    numbers["nmf_noise"] = result.params["noise"]
+    numbers["nmf_fractions"] = result.params["fractions"]
     numbers["nmf_sad"] = f"{angles.mean:.2f}°"
     numbers["nmf_sad_worst"] = f"{np.nanmax(angles.angles):.2f}°"
     numbers["nmf_rmse"] = f"{rmse:.4f}"
     numbers["nmf_iter"] = str(result.result.n_iter)
     numbers["nmf_error"] = f"{result.rel_error:.4f}"
-    zeros_plain = float(np.mean(fractions <= 0))
-    numbers["nmf_zeros"] = f"{100 * zeros_plain:.0f} %"
 
     fig = _figure((11, 6.2))
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
@@ -181,7 +183,8 @@ def tutorial(numbers: Numbers) -> None:
     for i, ax in enumerate(axes):
         j = angles.order[i]
         ax.plot(truth.channels, truth.endmembers[i], color="0.6", lw=2.2, label="truth")
-        ax.plot(truth.channels, result.endmembers[j], color=f"C{i}", lw=0.8, label="NMF")
+        found = result.endmembers[j] / result.endmembers[j].sum()  # to the truth's sum of 1
+        ax.plot(truth.channels, found, color=f"C{i}", lw=0.8, label="NMF")
         ax.set_title(f"component {i + 1}: {angles.angles[i]:.2f}°", fontsize="small")
         ax.set_xlabel("m/z")
     axes[0].set_ylabel("intensity (sum 1)")
@@ -198,9 +201,17 @@ def tutorial(numbers: Numbers) -> None:
     _save(fig, "nmf.png")
 
     # [constrained]
-    sparse = unmix.unmix(image, 4, random_state=0, normalize="sum",
+    plain = unmix.unmix(image, 4, random_state=0, sum_to_one=False, normalize="sum")
+    sparse = unmix.unmix(image, 4, random_state=0, sum_to_one=False, normalize="sum",
                          l1_W=100.0, l2_H=30.0)   # l1 on the abundances, ridge on the spectra
     # [/constrained]
+    fractions_plain = plain.abundances.reshape(-1, 4)
+    angles_plain = spectral_angles(truth.endmembers, plain.endmembers)
+    numbers["plain_sad"] = f"{angles_plain.mean:.2f}°"
+    numbers["plain_rmse"] = f"{abundance_rmse(truth.abundances, fractions_plain, angles_plain):.4f}"
+    numbers["plain_zeros"] = f"{100 * float(np.mean(fractions_plain <= 0)):.0f} %"
+    numbers["plain_iter"] = str(plain.result.n_iter)
+    numbers["plain_error"] = f"{plain.rel_error:.4f}"
     fractions_l1 = sparse.abundances.reshape(-1, 4)
     angles_l1 = spectral_angles(truth.endmembers, sparse.endmembers)
     rmse_l1 = abundance_rmse(truth.abundances, fractions_l1, angles_l1)
@@ -215,7 +226,7 @@ def tutorial(numbers: Numbers) -> None:
     left, right = fig.subfigures(1, 2, width_ratios=[1, 1.5])
     ax = left.subplots()
     bins = np.linspace(0, 1, 41)
-    for F, label, colour in ((fractions, "NMF", "C0"), (fractions_l1, "NMF + l1", "C3")):
+    for F, label, colour in ((fractions_plain, "NMF", "C0"), (fractions_l1, "NMF + l1", "C3")):
         ax.hist(to_one(F).ravel(), bins=bins, histtype="step", lw=1.5, color=colour,
                 label=f"{label}: {100 * np.mean(F <= 0):.0f} % zeros")
     ax.hist(truth.abundances.ravel(), bins=bins, histtype="stepfilled", color="0.85",
@@ -224,7 +235,7 @@ def tutorial(numbers: Numbers) -> None:
     ax.set_xlabel("abundance fraction")
     ax.set_ylabel("pixels x components")
     ax.legend(fontsize="small")
-    diff = (np.abs(to_one(fractions)[:, angles.order] - truth.abundances)
+    diff = (np.abs(to_one(fractions_plain)[:, angles_plain.order] - truth.abundances)
             - np.abs(to_one(fractions_l1)[:, angles_l1.order] - truth.abundances))
     axes = _maps(right, diff.reshape(*image.spatial_shape, 4),
                  [f"component {i + 1}" for i in range(4)], cmap="RdBu_r",

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from . import _core
 from ._nmf import IterationInfo, NMFResult, nmf
 from .image import SpectralImage
-from .workflow import Unmixing, pca, select_rank, unmix
+from .rank import select_rank
+from .workflow import Unmixing, pca, unmix
 
 __version__: str = _core.__version__
 

@@ -30,10 +30,20 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         + \lambda^{(1)}_H \|H\|_1 + \tfrac12 \lambda^{(2)}_H \|H\|_F^2 .
 
     ``fit_transform`` returns ``W`` (for a spectral image: the abundances,
-    one row per pixel) and ``components_`` is ``H`` (the endmember spectra).
-    See :func:`unmix.nmf` for the parameters; ``n_components=None`` keeps
-    all ``n_features`` components. A fit that stops at ``max_iter`` emits a
-    :class:`~sklearn.exceptions.ConvergenceWarning`.
+    one row per pixel) and ``components_`` is ``H`` (the endmember spectra),
+    with ``X ≈ W @ H``. See :func:`unmix.nmf` for the parameters;
+    ``n_components=None`` keeps all ``n_features`` components. A fit that
+    stops at ``max_iter`` emits a :class:`~sklearn.exceptions.ConvergenceWarning`.
+
+    By default (``noise="auto"``, ``sum_to_one="scaled"``) the estimator
+    fits what :func:`unmix.unmix` fits: the noise model chosen from the
+    data (counts weighted for Poisson noise), fractions with a per-pixel
+    intensity and a minimum-volume term weighted from the data; then
+    ``components_`` are the endmembers in the data's units,
+    ``fit_transform`` returns ``intensity * fractions`` (so that
+    ``W @ components_`` is the model), and ``fractions_``,
+    ``intensity_`` and ``unmixing_`` hold the rest. ``sum_to_one=False``
+    with Gaussian noise is plain NMF, scikit-learn's model.
 
     The estimator does not centre the data and has no ``mean_``, so HyperSpy's
     ``s.decomposition(algorithm=unmix.NMF(...))`` treats its result as NMF.
@@ -53,6 +63,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     weights_ : dict
         The weights given as ``"auto"``, as the numbers used, and the noise
         variance they were computed from (``NMFResult.weights``).
+    fractions_, intensity_ : ndarray
+        The fraction models: each sample's fractions (rows summing to one)
+        and intensity, ``W = intensity_[:, None] * fractions_``.
+    noise_ : str
+        The noise model used ("poisson" or "gaussian").
+    unmixing_ : Unmixing or None
+        The full result of the fraction models (params, events, figures).
     explained_variance_ : ndarray of shape (n_components,)
         Per component, the energy of its rank-one term ``W[:, i] H[i]`` per
         sample: ``||W[:, i]||² ||H[i]||² / n_samples`` (float64), in the
@@ -76,7 +93,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "l2_H": [Interval(Real, 0, None, closed="left")],
         "verbose": ["boolean"],
         "extrapolate": ["boolean"],
-        "sum_to_one": ["boolean"],
+        "sum_to_one": ["boolean", StrOptions({"scaled"})],
+        "noise": [StrOptions({"auto", "poisson", "gaussian"})],
         "graph_W": ["sparse matrix", None],
         "graph_H": ["sparse matrix", None],
         "smooth_W": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
@@ -84,7 +102,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "bounds_W": [tuple, None],
         "bounds_H": [tuple, None],
         "fixed_H": ["array-like", None],
-        "minvol_H": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "minvol_H": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"}), None],
     }
 
     def __init__(
@@ -103,7 +121,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         l2_H: float = 0.0,
         verbose: bool = False,
         extrapolate: bool = False,
-        sum_to_one: bool = False,
+        sum_to_one: Union[bool, str] = "scaled",
+        noise: str = "auto",
         graph_W: Any = None,
         graph_H: Any = None,
         smooth_W: Union[float, str] = 0.0,
@@ -111,7 +130,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         bounds_W: Optional[tuple[Any, Any]] = None,
         bounds_H: Optional[tuple[Any, Any]] = None,
         fixed_H: Any = None,
-        minvol_H: Union[float, str] = 0.0,
+        minvol_H: Union[float, str, None] = None,
     ) -> None:
         self.n_components = n_components
         self.solver = solver
@@ -127,6 +146,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
         self.extrapolate = extrapolate
         self.sum_to_one = sum_to_one
+        self.noise = noise
         self.graph_W = graph_W
         self.graph_H = graph_H
         self.smooth_W = smooth_W
@@ -154,7 +174,55 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return {"sum_to_one": self.sum_to_one, "graph_W": self.graph_W, "graph_H": self.graph_H,
                 "smooth_W": self.smooth_W, "smooth_H": self.smooth_H,
                 "bounds_W": self.bounds_W, "bounds_H": self.bounds_H, "fixed_H": self.fixed_H,
-                "minvol_H": self.minvol_H}
+                "minvol_H": 0.0 if self.minvol_H is None else self.minvol_H}
+
+    def _plain(self, X: Any) -> bool:
+        """Whether the fit is plain NMF on X as given (scikit-learn's model)."""
+        if isinstance(self.sum_to_one, str) or bool(self.sum_to_one):  # "scaled" or True
+            return False
+        from .noise import choose
+
+        return choose(X, None, self.noise).model == "gaussian"
+
+    def _fit_unmixing(self, X: Any, k: int) -> np.ndarray:
+        """The fraction models (and plain NMF of counts) through
+        :func:`unmix.unmix`'s fit; returns W with ``X ≈ W @ components_``."""
+        from .image import SpectralImage
+        from .workflow import _unmix
+
+        options: dict[str, Any] = dict(
+            solver=self.solver, loss=self.loss, max_iter=self.max_iter, tol=self.tol,
+            extrapolate=self.extrapolate, verbose=self.verbose, **self._penalties(),
+            **{name: value for name, value in self._constraints().items()
+               if name not in ("sum_to_one", "minvol_H")})
+        if self.init is not None:
+            options["init"] = self.init
+        if self.minvol_H is not None:
+            options["minvol_H"] = self.minvol_H
+        options = {name: value for name, value in options.items() if value is not None}
+        dense = X.toarray() if sp.issparse(X) else X
+        u, _, _ = _unmix(SpectralImage(dense), dense, k, 1, self.random_state, None,
+                         {**options, "sum_to_one": self.sum_to_one}, "NMF", noise=self.noise)
+        k = u.n_components
+        W = (u.abundances.reshape(-1, k) * u.intensity.reshape(-1, 1)).astype(X.dtype, copy=False)
+        H = u.endmembers.astype(X.dtype, copy=False)
+        self.unmixing_ = u
+        self.noise_ = u.params["noise"]
+        self.fractions_ = u.abundances
+        self.intensity_ = u.intensity
+        self._fit_space = (u.column_weights, u.result.H[u.order], u.scales, u.params["model"])
+        self.n_iter_ = u.result.n_iter
+        self.objective_ = u.result.objective
+        self.weights_ = u.params["weights"]
+        self.components_ = H
+        if u.result.stop_reason == "max_iter":
+            warnings.warn(
+                f"Maximum number of iterations {self.max_iter} reached before the "
+                f"objective decreased by less than tol={self.tol}; increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return W
 
     def fit_transform(self, X: Any, y: Any = None, W: Optional[np.ndarray] = None,
                       H: Optional[np.ndarray] = None) -> np.ndarray:
@@ -165,6 +233,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._validate_params()
         X = self._validate(X, reset=True)
         k = self.n_components if self.n_components is not None else X.shape[1]
+        if not self._plain(X):
+            if W is not None or H is not None:
+                raise ValueError("W and H starts are taken by the plain model: pass "
+                                 "sum_to_one=False (and noise='gaussian' for counts), got "
+                                 f"sum_to_one={self.sum_to_one!r}")
+            W_out = self._fit_unmixing(X, k)
+            self.n_components_ = k
+            self.reconstruction_err_ = _frobenius_residual(X, W_out, self.components_)
+            self.explained_variance_ = _rank_one_energies(W_out, self.components_)
+            return W_out
+        self.unmixing_ = None
+        self.noise_ = "gaussian"
+        self._fit_space = None
         result = _fit(
             X, k, solver=self.solver, init=self.init, loss=self.loss, max_iter=self.max_iter,
             tol=self.tol,
@@ -180,6 +261,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 stacklevel=2,
             )
         self.components_ = result.H
+        self.fractions_ = self.intensity_ = None
         self.n_components_ = k
         self.n_iter_ = result.n_iter
         self.objective_ = result.objective
@@ -200,8 +282,21 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         training samples does not apply to new ones)."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return nnls_abundances(X, self.components_, l1_W=self.l1_W, l2_W=self.l2_W,
-                               sum_to_one=self.sum_to_one, bounds_W=self.bounds_W)
+        if self._fit_space is None:
+            return nnls_abundances(X, self.components_, l1_W=self.l1_W, l2_W=self.l2_W,
+                                   sum_to_one=self.sum_to_one, bounds_W=self.bounds_W)
+        # New samples weighted as the training ones were, each fitted on the
+        # learned spectra of the fit's own space, then back to the data's
+        # units and the scale of components_.
+        from .fractions import prepare
+
+        columns, H_fit, scales, model = self._fit_space
+        dense = X.toarray() if sp.issparse(X) else np.asarray(X)
+        prep = prepare(dense, self.noise_, H_fit.shape[0], model == "scaled", columns=columns)
+        W = nnls_abundances(prep.M, H_fit, sum_to_one=prep.targets if model != "plain"
+                            else False)
+        W_data, _ = prep.to_data(W, H_fit)
+        return (W_data * scales).astype(X.dtype, copy=False)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Data reconstructed from abundances: ``X @ components_``."""

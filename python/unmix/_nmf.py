@@ -83,7 +83,7 @@ def nmf(
     verbose: bool = False,
     time_limit: Optional[float] = None,
     extrapolate: bool = False,
-    sum_to_one: bool = False,
+    sum_to_one: Any = False,
     graph_W: Any = None,
     graph_H: Any = None,
     smooth_W: Union[float, str] = 0.0,
@@ -178,14 +178,23 @@ def nmf(
         (from an extrapolated start a single HALS sweep or MU step lands
         where the start leads: measured, it fits worse more often than not
         once penalties are on), with every constraint and penalty.
-    sum_to_one : bool
-        Every row of W (the abundances of a pixel) lies on the probability
-        simplex, exactly. Solvers "bpp" and "mu".
+    sum_to_one : bool or array of shape (n_samples,)
+        True: every row of W (the abundances of a pixel) lies on the
+        probability simplex, exactly. An array ``c``: row i sums to ``c[i]``
+        instead (a scaled simplex: each pixel's abundances sum to its own
+        intensity, e.g. its total counts over their mean; a zero gives a
+        zero row); not with ``bounds_W``. Solvers "bpp", "mu" and "admm".
     graph_W, graph_H : scipy.sparse matrix, optional
         Symmetric non-negative similarity between the rows of W (pixels,
         n_samples × n_samples) or the columns of H (channels); see
         :mod:`unmix.graphs`. With ``smooth_W`` / ``smooth_H`` > 0 it adds
         ``½ smooth tr(Fᵀ L F)``, L the graph's Laplacian. All solvers.
+        When nothing fixes the scale of the components (no ``sum_to_one``,
+        bounds or ``fixed_H``), the term is taken at components of the
+        other factor of norm ``1/√p`` (p their length; for ``graph_W``
+        ``½ smooth Σ_j p ||h_j||² w_jᵀ L w_j``), and W and H come back at
+        that scale unless ℓ1, ℓ2 or ``minvol_H`` are on too; see "The graph
+        term's scale" in the solvers docs.
     smooth_W : float or "auto"
         Weight of the smoothness of the abundances on ``graph_W`` (>= 0).
         ``"auto"``: :data:`~unmix.preprocess.AUTO_SMOOTH_W` × σ² (30 σ²),
@@ -216,10 +225,14 @@ def nmf(
         the mean squared norm of the starting endmembers; ≥ 0, with the
         minimizer of ``log det(H Hᵀ + δ I)``), which pulls the
         endmembers towards the data when pure pixels are rare. Solvers
-        "bpp" and "hals". ``"auto"``:
-        :data:`~unmix.preprocess.AUTO_MINVOL_H` × n_samples × n_features ×
-        σ² (1 % of the residual expected at the noise level, σ² as for
-        ``smooth_W``), scale-free; the number used is in ``result.weights``.
+        "bpp", "hals" and "admm". ``"auto"``: the weight
+        :func:`unmix.fractions.minvol_weight` sets from the data, half the
+        residual energy of the best rank-k approximation that the noise
+        does not explain (the noise estimated as Gaussian,
+        :func:`unmix.noise.regression_variance`), zero where it explains
+        it all; meant for rows of W on the simplex (``sum_to_one``), it
+        follows the data's scale. The number used and what it came from are
+        in ``result.weights``.
 
     checkpoint : path, optional
         Write the state of the run to this file (``.npz``, replaced
@@ -256,26 +269,17 @@ def nmf(
 
     Notes
     -----
-    **Constrained unmixing** of a spectral image whose abundances are
-    fractions (pixel totals that the abundances explain) takes two fits, which
-    :func:`unmix.unmix` runs by itself (``sum_to_one=True`` with
-    ``smooth_W``): first the endmembers, with sum-to-one and minimum
-    volume, run to convergence; then the abundances for those endmembers,
-    with sum-to-one and spatial smoothness::
-
-        r1 = unmix.nmf(X, k, init="spa", sum_to_one=True, minvol_H="auto",
-                       tol=1e-7, max_iter=3000)
-        r2 = unmix.nmf(X, k, fixed_H=r1.H, W=r1.W, sum_to_one=True,
-                       graph_W=unmix.graphs.grid(spatial_shape, 8),
-                       smooth_W="auto", tol=1e-7, max_iter=3000)
-
-    On synthetic mixtures (``bench/quality.py``) this lowers the abundance
-    error by 30 % or more against plain NMF from the same start. Smoothness
-    with free endmembers does not work: for rows that sum to one,
-    ``W' = a W + (1 - a) 1 mᵀ`` (m the mean abundance, a < 1) is ``W A``
-    with ``A = a I + (1 - a) 1 mᵀ``, so ``H' = A⁻¹ H`` keeps ``W' H' = W H``
-    while the smoothness term shrinks by a²: the fit drifts towards
-    flattened abundances and exaggerated endmembers.
+    **Unmixing a spectral image** is :func:`unmix.unmix`'s job: it weights
+    the data for their noise, fits fractions (``sum_to_one``, here with
+    per-pixel sums), sets ``minvol_H`` from the data and smooths the
+    fractions in a second fit with the endmembers held (see
+    :doc:`fractions`). Smoothness with free endmembers does not work: for
+    rows that sum to one, ``W' = a W + (1 - a) 1 mᵀ`` (m the mean
+    abundance, a < 1) is ``W A`` with ``A = a I + (1 - a) 1 mᵀ``, so
+    ``H' = A⁻¹ H`` keeps ``W' H' = W H`` while the smoothness term shrinks
+    by a²: the fit drifts towards flattened abundances and exaggerated
+    endmembers; hold H (``fixed_H`` with every row) when smoothing
+    fractions.
 
     A component that becomes zero everywhere (a bad start) gets one fresh
     random start, which may raise the objective at that iteration; under
@@ -452,8 +456,8 @@ def _hold_H(X: Any, E: np.ndarray, o: dict[str, Any], k: int,
 
 
 def _auto_weights(X: Any, shape: tuple[int, int], k: int, o: dict[str, Any]) -> dict[str, float]:
-    """The numbers of the weights given as "auto", and the noise variance
-    they come from (see unmix.preprocess.AUTO_SMOOTH_W, AUTO_MINVOL_H)."""
+    """The numbers of the weights given as "auto", and what they come from
+    (see unmix.preprocess.AUTO_SMOOTH_W and unmix.fractions.minvol_weight)."""
     for name in ("smooth_W", "smooth_H", "minvol_H"):
         value = o[name]
         if isinstance(value, str) and (value != "auto" or name == "smooth_H"):
@@ -462,17 +466,28 @@ def _auto_weights(X: Any, shape: tuple[int, int], k: int, o: dict[str, Any]) -> 
     auto = [name for name in ("smooth_W", "minvol_H") if isinstance(o[name], str)]
     if not auto:
         return {}
-    if "smooth_W" in auto and not o["sum_to_one"]:
+    if "smooth_W" in auto and simplex_sums(o["sum_to_one"], shape[0]) is None:
         raise ValueError("smooth_W='auto' needs sum_to_one=True: the weight takes abundances to "
                          f"be fractions, got sum_to_one={o['sum_to_one']!r}")
-    from .preprocess import AUTO_MINVOL_H, AUTO_SMOOTH_W, noise_variance
+    from .preprocess import AUTO_SMOOTH_W, noise_variance
 
     sigma2 = noise_variance(X, k)
-    out = {"noise_variance": sigma2}
+    out: dict[str, Any] = {"noise_variance": sigma2}
     if "smooth_W" in auto:
         out["smooth_W"] = AUTO_SMOOTH_W * sigma2
     if "minvol_H" in auto:
-        out["minvol_H"] = AUTO_MINVOL_H * shape[0] * shape[1] * sigma2
+        from .fractions import minvol_weight
+        from .noise import regression_variance
+
+        # Gaussian noise of one variance, estimated without counting what k
+        # components miss as noise (else the residual of the rank-k fit).
+        variance = regression_variance(X) if not sp.issparse(X) else None
+        source = "regression of every channel on the others (HySime)"
+        if variance is None:
+            variance, source = sigma2, f"the residual of the best rank-{k} approximation"
+        weight, info = minvol_weight(X, k, np.full(shape[0], variance * shape[1]))
+        out.update(minvol_H=weight, excess_share=info["excess_share"],
+                   minvol_noise_variance=variance, noise_source=source)
     return out
 
 
@@ -551,7 +566,25 @@ def _floored(F: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(F, dtype=dtype)
 
 
-def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to_one: bool,
+def simplex_sums(sum_to_one: Any, n_samples: int) -> Optional[np.ndarray]:
+    """What ``sum_to_one`` asks for: None (no constraint), an empty array
+    (every row of W sums to one) or the sum of every row (a scaled simplex,
+    each pixel's abundances summing to its own intensity)."""
+    if isinstance(sum_to_one, (bool, np.bool_)):
+        return np.empty(0) if sum_to_one else None
+    if isinstance(sum_to_one, (str, bytes, numbers.Number)) or sum_to_one is None:
+        raise TypeError("sum_to_one must be True, False or an array of one sum per sample "
+                        f"(n_samples = {n_samples}), got {sum_to_one!r}")
+    sums = np.asarray(sum_to_one, dtype=np.float64)
+    if sums.shape != (n_samples,):
+        raise ValueError(f"sum_to_one must have shape ({n_samples},) (one sum per sample) when it "
+                         f"is an array, got shape {sums.shape}")
+    if not np.isfinite(sums).all() or (sums.size and sums.min() < 0):
+        raise ValueError("sum_to_one must hold finite sums >= 0 when it is an array")
+    return np.ascontiguousarray(sums)
+
+
+def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to_one: Any,
                  graph_W: Any, graph_H: Any, smooth_W: float, smooth_H: float,
                  bounds_W: Any, bounds_H: Any, fixed_H: Any, minvol_H: float) -> dict[str, Any]:
     """The constraint options in the core's names: the W (samples) side is
@@ -560,8 +593,11 @@ def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to
 
     # Errors from the core name the factors as the caller knows them.
     out: dict[str, Any] = {"name_" + rows: "W", "name_" + cols: "H"}
-    if check_bool(sum_to_one, "sum_to_one"):
+    sums = simplex_sums(sum_to_one, shape[0])
+    if sums is not None:
         out["simplex_" + rows] = True
+        if sums.size:
+            out["simplex_sums_" + rows] = sums
     for side, core, graph, smooth, n in (("W", rows, graph_W, smooth_W, shape[0]),
                                          ("H", cols, graph_H, smooth_H, shape[1])):
         smooth = check_nonneg(smooth, f"smooth_{side}")

@@ -256,3 +256,19 @@ def rng_from(random_state: Any, name: str = "random_state") -> np.random.Generat
 def block_step(n_cols: int, itemsize: int = 8) -> int:
     """Rows per block so that a (rows x n_cols) temporary fits BLOCK_BYTES."""
     return max(1, BLOCK_BYTES // max(1, n_cols * itemsize))
+
+
+def check_data(X: Any, name: str) -> None:
+    """Refuses data the core would refuse, in the core's words, before any
+    preprocessing touches it: NaN or infinity, negative values."""
+    V = X.data if sp.issparse(X) else np.asarray(X)
+    if V.size == 0:
+        return
+    bad = _count_nonfinite(V if V.ndim == 2 else V.reshape(1, -1))
+    if bad:
+        raise ValueError(f"{name} must be finite, got {bad} entries that are NaN or infinity")
+    low = V.min()
+    if low < 0:
+        count = int(np.count_nonzero(V < 0))
+        raise ValueError(f"Negative values in data passed to {name}: it must be non-negative, "
+                         f"got {count} negative entries (minimum {float(low):.6f})")

@@ -62,13 +62,15 @@ _NMF_FLAGS: tuple[tuple[tuple[str, ...], str, Callable[[str], Any], str], ...] =
     (("--time-limit",), "time_limit", float, "seconds after which a fit stops"),
     (("--extrapolate",), "extrapolate", bool,
      "extrapolation with restarts: several times fewer iterations (solvers bpp and admm)"),
-    (("--sum-to-one",), "sum_to_one", bool, "the abundances of every pixel sum to one"),
+    (("--sum-to-one",), "sum_to_one", bool,
+     "strict fractions: every pixel's total explained by its composition alone (constant "
+     "intensity); the default fractions let every pixel have its own intensity"),
     (("--smooth-W",), "smooth_W", _weight,
-     "spatial smoothness of the abundances on the pixel grid; 'auto' (with --sum-to-one): "
-     "30 x the noise variance; with --sum-to-one, a two-step fit (see unmix.unmix)"),
+     "spatial smoothness of the abundances on the pixel grid, fitted in a second step with "
+     "the endmembers held (see unmix.unmix); 'auto': 30 x the noise variance"),
     (("--minvol-H",), "minvol_H", _weight,
-     "minimum-volume weight of the spectra; 'auto': 0.01 x the residual expected from "
-     "the noise"),
+     "minimum-volume weight of the spectra; default 'auto' with fractions: set from the "
+     "residual the noise does not explain (unmix.fractions.minvol_weight)"),
 )
 
 #: Keywords of unmix.nmf that the command line sets itself.
@@ -269,8 +271,16 @@ def _add_nmf(p: argparse.ArgumentParser, n_init_default: Optional[int] = None) -
                    help="any keyword of unmix.nmf, the value a Python literal (a bare word "
                         "is a string); repeatable, e.g. --option l1_H=0.1 "
                         "--option init=random")
+    g.add_argument("--plain", dest="sum_to_one", action="store_const", const=False,
+                   help="plain NMF instead of fractions: no sum-to-one and no "
+                        "minimum-volume term, endmembers scaled to a maximum of 1 "
+                        "[sum_to_one=False]")
+    g.add_argument("--noise", choices=("auto", "poisson", "gaussian"), default="auto",
+                   help="the noise model: 'auto' takes whole numbers (counts) and files "
+                        "labelled as X-ray counts as Poisson, the rest as Gaussian "
+                        "(default: %(default)s)")
     g.add_argument("--n-init", type=_positive_int, default=n_init_default, metavar="N",
-                   help="N fits, the first from --init, the others from random starts; "
+                   help="N fits, the first from --init, the others from other starts; "
                         "the best is kept"
                         + (" (default: %(default)s)" if n_init_default else ""))
     g.add_argument("--seed", type=int, default=None,
@@ -521,7 +531,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         result = unmix_image(image, args.k, n_init=n_init, random_state=args.seed,
-                             **options, **({"callback": progress} if progress else {}))
+                             noise=args.noise, **options,
+                             **({"callback": progress} if progress else {}))
     finally:
         if progress is not None:
             progress.close()
@@ -529,21 +540,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = _output(args.output)
     files = list(result.save(out)) + _save_undo(out, result, undo)
     fit = result.result
+    params = result.params
     print(f"unmix run: {args.input}: {_describe(image)}")
     if steps:
         print("  preprocessing: " + ", ".join(steps))
-    shown = _fmt_options(options) or "the defaults of unmix.nmf"
+    print(f"  noise: {params['noise']}, {params['noise_reason']}"
+          + ("; channels weighted by 1/sqrt(mean count)" if params["noise"] == "poisson"
+             and params["loss"] != "kl" else ""))
+    print("  model: " + _describe_model(result))
+    shown = _fmt_options(options) or "defaults"
     print(f"  NMF: k = {args.k}, {shown}; best of {n_init} start{'s' if n_init > 1 else ''}"
           + (f" (seed {args.seed})" if args.seed is not None else ""))
-    if result.params["two_step"]:
+    if params["two_step"]:
         first = min(result.restarts, key=lambda r: r.objective)
         print(f"  two-step fit: endmembers in {first.n_iter} iterations, then the abundances "
               "with the endmembers held")
     print(f"  {fit.n_iter} iterations ({fit.stop_reason}), relative error "
           f"{result.rel_error:.4g}, {seconds:.2f} s")
-    if result.params["weights"]:
-        print("  weights from the noise variance: "
-              + _fmt_options({k: float(v) for k, v in result.params["weights"].items()}))
+    numbers = {k: v for k, v in params["weights"].items() if isinstance(v, (int, float))}
+    if numbers:
+        print("  weights set from the data: " + _fmt_options({k: float(v) for k, v in
+                                                             numbers.items()}))
+    for event in result.events:
+        print(f"  note: {event}")
     if "poisson" in undo:
         print("  W.npy, H.npy are factors of the Poisson-scaled data; W_unscaled.npy, "
               "H_unscaled.npy of the data as read")
@@ -551,12 +570,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_model(result: Any) -> str:
+    """One line on the model and what its abundances mean."""
+    params = result.params
+    weights = params["weights"]
+    volume = ""
+    if params.get("minvol_H"):
+        volume = f"; minimum volume, weight {float(params['minvol_H']):.4g}"
+        if "excess_share" in weights:
+            volume += (f" (set from the data: {100 * weights['excess_share']:.0f} % of the "
+                       "residual is structure the noise does not explain)")
+    if params["model"] == "plain":
+        return f"plain NMF, endmembers scaled to a {params['normalize']} of 1{volume}"
+    if params["model"] == "strict":
+        return f"fractions summing to one, intensity constant (strict sum-to-one){volume}"
+    what = ("of the material: pixel totals follow from composition"
+            if params["fractions"] == "material" else
+            "of each pixel's signal: its intensity (illumination, thickness) varies "
+            f"{float(result.intensity.min()):.2g}-{float(result.intensity.max()):.2g} x the mean")
+    return f"fractions summing to one, with a per-pixel intensity; fractions {what}{volume}"
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
-    from .workflow import select_rank
+    import numpy as np
+
+    from .rank import select_rank
 
     options = _nmf_options(args)
     _check_input(args)
+    # The rank test scales counts itself, and needs the counts to estimate
+    # their noise: --poisson-scale asks for that test rather than for
+    # scaled data taken as Gaussian (unless --noise gaussian says so).
+    noise = args.noise
+    inside = args.poisson_scale and noise != "gaussian"
+    if inside:
+        noise = "poisson"
+        args = argparse.Namespace(**{**vars(args), "poisson_scale": False})
     image, steps, _ = _read(args)
+    if inside:
+        steps.append("Poisson scaling (in the rank test, as --noise poisson)")
     ks = args.ks
     if max(ks) > min(image.n_pixels, image.n_channels):
         raise CommandError(f"--k: every number of components must be <= min(pixels, "
@@ -569,7 +621,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         selection = select_rank(image, ks=ks, n_init=n_init, random_state=args.seed,
-                                **options, **({"callback": progress} if progress else {}))
+                                noise=noise, **options,
+                                **({"callback": progress} if progress else {}))
     finally:
         if progress is not None:
             progress.close()
@@ -579,15 +632,26 @@ def cmd_rank(args: argparse.Namespace) -> int:
     print(f"unmix rank: {args.input}: {_describe(image)}")
     if steps:
         print("  preprocessing: " + ", ".join(steps))
+    model = selection.noise
+    floor = ("a simulated noise floor (the local spectrum shape's Poisson variance)"
+             if model.model == "poisson" else "the Marchenko-Pastur noise floor")
+    print(f"  noise: {model.model}, {model.reason}; the rank from the singular values of the "
+          + ("Poisson-scaled " if model.model == "poisson" else "") + f"data against {floor}")
+    ratios = [f"s{i + 1}² {v / f:.4g}x" for i, (v, f)
+              in enumerate(zip(selection.spectrum, selection.noise_floor)) if np.isfinite(f)]
+    if ratios:
+        ratios[0] = "spectrum / noise floor: " + ratios[0]
+        print(_wrap(ratios + [f"threshold {selection.threshold / selection.noise_level:.4g}x"],
+                    "  "))
     tried = ", ".join(str(k) for k in selection.ks)
     print(f"  k = {tried}: {n_init} start{'s' if n_init > 1 else ''} each"
           + (f", {_fmt_options(options)}" if options else "") + f"; {seconds:.2f} s")
     errors = ", ".join(f"{k}: {e:.4g}" for k, e in zip(selection.ks, selection.rel_error))
     print(_wrap([f"relative error {errors}"], "  "))
     reason = str(selection.reason)
-    prefix = f"k={selection.recommended}: "
-    if reason.startswith(prefix):
-        reason = reason[len(prefix):]
+    for prefix in (f"k={selection.recommended}: ", f"k={selection.recommended}, "):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
     print(f"  recommended k = {selection.recommended}: {reason}")
     _print_files(out, files)
     return 0
@@ -621,16 +685,9 @@ def cmd_pca(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The demo's constrained NMF, in units of the counts: an l1 penalty on the
-#: abundances (sparser maps) and a ridge on the spectra, which keeps the
-#: scale of the factors from drifting towards ever smaller abundances (the
-#: l1 penalty alone would).
-DEMO_OPTIONS = {"l1_W": 100.0, "l2_H": 30.0}
-
-
 def _demo_scores(data: Any, result: Any) -> dict[str, Any]:
-    """Spectral angles and abundance RMSE of an Unmixing (normalize="sum")
-    against the ground truth."""
+    """Spectral angles and abundance RMSE (rows summing to one) of an
+    Unmixing against the ground truth."""
     import numpy as np
 
     from .metrics import abundance_rmse, spectral_angles
@@ -652,7 +709,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .workflow import pca, unmix as unmix_image
 
     out = _output(args.output)
-    steps = _Steps(["data", "PCA", "NMF", "constrained NMF", "reports"], args.quiet,
+    steps = _Steps(["data", "PCA", "plain NMF", "unmixing", "reports"], args.quiet,
                    "unmix demo")
     total = time.perf_counter()
     try:
@@ -665,17 +722,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         principal = pca(image, n_components=10)
         steps.done()
 
-        # Spectra scaled to unit sum, as the true ones are: the abundances then
-        # compare with the true fractions.
-        common = dict(n_init=args.n_init, random_state=args.seed, normalize="sum",
-                      solver=args.solver, max_iter=args.max_iter)
-        steps.start("NMF")
-        plain = unmix_image(image, args.k, **common)
+        common: dict[str, Any] = dict(n_init=args.n_init, random_state=args.seed)
+        common.update({name: value for name, value in (("solver", args.solver),
+                                                       ("max_iter", args.max_iter))
+                       if value is not None})
+        steps.start("plain NMF")
+        # The baseline: plain NMF, spectra scaled to unit sum as the true ones.
+        plain = unmix_image(image, args.k, sum_to_one=False, normalize="sum", **common)
         steps.done()
 
-        steps.start("constrained NMF")
+        steps.start("unmixing")
         t = time.perf_counter()
-        result = unmix_image(image, args.k, **common, **DEMO_OPTIONS)
+        result = unmix_image(image, args.k, **common)
         nmf_seconds = time.perf_counter() - t
         steps.done()
 
@@ -698,8 +756,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "pca": {"folder": "pca", "explained_variance_ratio": ratio,
                 "negative_fraction": float(np.mean(principal.components < 0))},
         "nmf": {"folder": "nmf", "n_components": args.k, "n_init": args.n_init,
-                "seed": args.seed, "solver": args.solver, "max_iter": args.max_iter,
-                "normalize": "sum", "options": DEMO_OPTIONS, "seconds": nmf_seconds},
+                "seed": args.seed, "solver": result.params["solver"],
+                "max_iter": result.params["max_iter"], "model": result.params["model"],
+                "noise": result.params["noise"], "fractions": result.params["fractions"],
+                "seconds": nmf_seconds},
         "scores": scores,
         "unconstrained": baseline,
         "files": sorted(str(Path(f).resolve().relative_to(out.resolve())) for f in files)
@@ -721,7 +781,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"seed {args.seed})")
     print(f"  PCA: {100 * sum(ratio[:args.k]):.2f} % of the variance in {args.k} components; "
           f"{negative:.0f} % of their entries are negative")
-    print(f"  NMF, k = {args.k}, {_fmt_options(DEMO_OPTIONS)}: {scores['n_iter']} iterations "
+    print(f"  unmixing, k = {args.k} ({result.params['noise']} noise, "
+          f"{result.params['fractions']} fractions): {scores['n_iter']} iterations "
           f"({scores['stop_reason']}), relative error {scores['rel_error']:.4f}, "
           f"{nmf_seconds:.1f} s")
     print(f"    vs the truth: {scored(scores)}")
@@ -767,9 +828,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "rank", help="compare numbers of components and recommend one",
         formatter_class=_Formatter,
-        description="Fits NMF for every number of components in --k (unmix.select_rank), "
-                    "writes the comparison to OUTPUT and prints the recommended number "
-                    "with its reason.",
+        description="Counts the components that stand above the noise in the singular "
+                    "values of INPUT (Poisson-scaled when the data are counts; "
+                    "unmix.select_rank), fits NMF for every number of components in --k as "
+                    "diagnostics, writes the comparison to OUTPUT and prints the recommended "
+                    "number with the numbers that decided. The recommendation depends on the "
+                    "data only, not on --seed or --n-init.",
         epilog="example:\n  unmix rank cube.npy --k 2:10 --n-init 3 --seed 0 -o rank")
     _add_input(p)
     p.add_argument("--k", dest="ks", type=_k_list, default=_k_list("2:10"),
@@ -798,16 +862,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         description="Generates a ToF-SIMS-like image (128 x 128 pixels x 512 masses, 4 "
                     "components, Poisson counts; unmix.datasets.tof_sims_like) from a "
-                    "seed, runs PCA and a constrained NMF ("
-                    + _fmt_options(DEMO_OPTIONS) + "), scores the NMF against the "
-                    "ground truth (spectral angles, abundance RMSE) and writes "
+                    "seed, runs PCA, plain NMF and the default unmixing (unmix.unmix: "
+                    "Poisson weights, fractions, minimum volume), scores both NMFs against "
+                    "the ground truth (spectral angles, abundance RMSE) and writes "
                     "OUTPUT/pca/, OUTPUT/nmf/ (reports) and OUTPUT/summary.json.")
     p.add_argument("-o", "--output", default="unmix-demo",
                    help="output folder (default: %(default)s)")
     p.add_argument("-k", "--n-components", dest="k", type=_positive_int, default=4,
                    help="number of components (default: %(default)s)")
-    p.add_argument("--solver", choices=SOLVERS, default="bpp", help="default: %(default)s")
-    p.add_argument("--max-iter", type=_positive_int, default=500, help="default: %(default)s")
+    p.add_argument("--solver", choices=SOLVERS, default=None,
+                   help="default: unmix.unmix's (bpp)")
+    p.add_argument("--max-iter", type=_positive_int, default=None,
+                   help="default: unmix.unmix's")
     p.add_argument("--n-init", type=_positive_int, default=1, help="default: %(default)s")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="default: %(default)s")
     _add_common(p)

@@ -10,8 +10,8 @@ map an NMF of the rescaled data back to the original one
 ``metadata["preprocessing"]`` lists the steps applied, in order.
 
 :func:`noise_variance` estimates the noise level of the data; it sets the
-scale-free weights ``"auto"`` of :func:`unmix.nmf` (:data:`AUTO_SMOOTH_W`,
-:data:`AUTO_MINVOL_H`).
+scale-free smoothness weight ``smooth_W="auto"`` of :func:`unmix.nmf`
+(:data:`AUTO_SMOOTH_W`).
 
 In the formulas, ``X`` is the (pixels × channels) matrix
 :attr:`SpectralImage.X`, fitted by NMF as ``X ≈ W H`` with ``W`` the
@@ -32,7 +32,6 @@ from ._validation import block_step, check_choice, check_int, matrix
 from .image import SpectralImage
 
 __all__ = [
-    "AUTO_MINVOL_H",
     "AUTO_SMOOTH_W",
     "PixelWeighting",
     "PoissonScaling",
@@ -757,18 +756,9 @@ def sliding_fft(image2d: Any, window: int = 64, step: int = 16,
 #: (abundances are fractions), so it does not depend on the data's units,
 #: scale or SNR; the noise variance does, and sets the weight. 30 (``tau`` ≈
 #: 0.18 on ``unmix.graphs.grid(shape, 8)``) held over 2 abundance maps × 2
-#: SNRs × 3 noise seeds × 3 starts in ``bench/quality.py --sweep gaussian``.
+#: SNRs × 3 noise seeds × 3 starts of the synthetic USGS mixtures when it was
+#: set (the sweep script has since given way to ``bench/real_data.py``).
 AUTO_SMOOTH_W = 30.0
-
-#: ``minvol_H="auto"`` in :func:`unmix.nmf` is
-#: ``AUTO_MINVOL_H * n_samples * n_features * sigma²``: a fixed fraction of
-#: the residual ``||X - WH||²`` expected at the noise level. Scaling the data
-#: by ``s`` scales the fit term by ``s²`` and leaves ``log det(H Hᵀ / δ + I)``
-#: unchanged (δ follows the scale of the start), so a weight proportional to
-#: ``s²`` keeps the minimizer; with the noise in the weight, the volume term
-#: gives way to the fit as the data get cleaner. (Leplat, Gillis & Ang 2020
-#: divide by ``|log det|`` of the start instead, which is not scale-free.)
-AUTO_MINVOL_H = 0.01
 
 # noise_variance takes the eigenvalues of the Gram matrix of the smaller side
 # of X up to this size (n * size² flops); past it, Lanczos on its products.
@@ -814,8 +804,8 @@ def noise_variance(X: Any, n_components: int) -> float:
     The squared singular values are the eigenvalues of the Gram matrix of
     the smaller side of X, formed in float64 over row blocks (no copy of X)
     when that side has at most 512 entries; otherwise its k largest are
-    found by Lanczos iterations on products with X (``scipy.sparse.linalg.
-    eigsh``). Sparse X is used as it is.
+    found by block subspace iteration on products with X
+    (:func:`unmix.noise.top_eigenvalues`). Sparse X is used as it is.
     """
     M = matrix(X.X if isinstance(X, SpectralImage) else X, "X", sparse=True)
     n, p = M.shape
@@ -838,16 +828,9 @@ def noise_variance(X: Any, n_components: int) -> float:
             G += B.T @ B
         total, top = float(np.trace(G)), float(np.linalg.eigvalsh(G)[-k:].sum())
     else:
-        from scipy.sparse.linalg import LinearOperator, eigsh
-
-        def gram_times(v: np.ndarray) -> np.ndarray:
-            out = np.zeros(v.shape)
-            for B in blocks():
-                out += B.T @ (B @ v)
-            return out
+        from .noise import top_eigenvalues
 
         total = sum(float(np.sum((B.data if sp.issparse(B) else B) ** 2)) for B in blocks())
-        op = LinearOperator((m, m), matvec=gram_times, dtype=np.float64)
-        top = float(eigsh(op, k=k, which="LA", v0=np.full(m, 1 / np.sqrt(m)), tol=1e-12,
-                          return_eigenvectors=False).sum())
+        # The same eigenvalues from either side: iterate on M's own rows.
+        top = float(top_eigenvalues(M, k, total).sum())
     return max(total - top, 0.0) / ((n - k) * (p - k))

@@ -35,7 +35,8 @@ from ._files import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .workflow import PCAResult, RankSelection, Unmixing
+    from .rank import RankSelection
+    from .workflow import PCAResult, Unmixing
 
 __all__ = [
     "abundances_figure", "convergence_figure", "plot", "plot_pca", "plot_rank",
@@ -169,12 +170,26 @@ def spectra_figure(unmixing: "Unmixing", fig: Any = None) -> Any:
         ax.plot(unmixing.channels, spectrum, color=_colour(i), lw=1.0,
                 label=f"#{i + 1} ({100 * shares[i]:.1f} %)")
     ax.set_xlabel(_channel_label(unmixing.channel_unit))
-    norm = unmixing.params.get("normalize")
-    ax.set_ylabel("intensity" + (f" (normalized: {norm})" if norm else ""))
+    ax.set_ylabel(_spectrum_label(unmixing))
     if unmixing.n_components <= 12:
         ax.legend(fontsize="small", title="share of abundance", title_fontsize="small")
     fig.suptitle(f"endmember spectra (k = {unmixing.n_components})")
     return fig
+
+
+def _spectrum_label(unmixing: "Unmixing") -> str:
+    """What the endmember spectra's values are."""
+    params = unmixing.params
+    if params.get("model", "plain") == "plain":
+        norm = params.get("normalize")
+        return "intensity" + (f" (normalized: {norm})" if norm else "")
+    unit = "counts" if params.get("noise") == "poisson" else "data units"
+    at = " at the mean intensity" if params.get("fractions") == "signal" else ""
+    return f"{unit} per pixel (pure{at})"
+
+
+def _abundance_label(unmixing: "Unmixing") -> str:
+    return "abundance" if unmixing.params.get("model", "plain") == "plain" else "fraction"
 
 
 def abundances_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "viridis",
@@ -189,14 +204,31 @@ def abundances_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "vir
     titles = [f"#{i + 1} ({100 * shares[i]:.1f} %)" for i in range(m)]
     if len(spatial) == 1:
         fig = _target(fig, (7, 4))
-        _line_scan(fig, values, titles, "abundance", [_colour(i) for i in range(m)])
+        _line_scan(fig, values, titles, _abundance_label(unmixing),
+                   [_colour(i) for i in range(m)])
     else:
         nrows, ncols = _grid(m)
         fig = _target(fig, (2.6 * ncols + 1.2, 2.4 * nrows + 0.6))
         _maps_grid(fig, values, titles, cmap=cmap, shared=True, symmetric=False,
-                   label="abundance")
+                   label=_abundance_label(unmixing))
     shown = "" if m == k else f", first {m} of {k}"
     fig.suptitle(f"abundances{shown}{note}")
+    return fig
+
+
+def intensity_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "gray") -> Any:
+    """The per-pixel intensity of the scaled sum-to-one model (illumination,
+    thickness relative to what the composition gives)."""
+    spatial = unmixing.image.spatial_shape
+    values, note = _slice_view(np.asarray(unmixing.intensity), spatial)
+    if len(spatial) == 1:
+        fig = _target(fig, (7, 3.5))
+        _line_scan(fig, values[:, None], ["intensity"], "intensity", ["k"])
+    else:
+        fig = _target(fig, (5, 4.2))
+        _maps_grid(fig, values[..., None], [""], cmap=cmap, shared=True,
+                   symmetric=False, label="intensity")
+    fig.suptitle(f"intensity ({unmixing.params.get('fractions', '')} fractions){note}")
     return fig
 
 
@@ -342,9 +374,13 @@ def plot_pca(result: "PCAResult", *, max_maps: Optional[int] = 6,
 
 def plot_rank(selection: "RankSelection", fig: Any = None,
               figsize: Optional[tuple[float, float]] = None) -> Any:
-    """The rank-selection curves against k, the recommended k marked."""
-    fig = _target(fig, figsize or (13, 7.5))
-    axes = fig.subplots(2, 3).ravel()
+    """The spectrum test that decided (singular values squared over the
+    noise floor, against component index) and the NMF diagnostics against
+    k, the recommended k marked; the reason, wrapped, as the title."""
+    import textwrap
+
+    fig = _target(fig, figsize or (15, 8))
+    axes = fig.subplots(2, 4).ravel()
     ks = selection.ks
     k_rec = selection.recommended
 
@@ -360,21 +396,54 @@ def plot_rank(selection: "RankSelection", fig: Any = None,
         ax.set_ylabel(ylabel)
         ax.set_xticks(ks)
 
-    curve(axes[0], selection.rel_error, "relative error", "||X - WH|| / ||X||", log=True)
-    gain = np.where(selection.gain > 0, selection.gain, np.nan)
-    curve(axes[1], gain, "RSS gain per component", "gain", log=True)
-    if selection.threshold > 0:
-        axes[1].axhline(selection.threshold, color="C1", ls=":", label="threshold")
-        axes[1].axhline(selection.noise_level, color="0.5", ls=":", label="noise level")
-        axes[1].legend(fontsize="small")
-    curve(axes[2], selection.stability, "stability across restarts", "mean SAD (deg)")
-    curve(axes[3], selection.pca_cumulative, "PCA cumulative explained variance", "ratio")
-    curve(axes[4], np.where(selection.n_reappearing >= 0, selection.n_reappearing, np.nan),
+    # Where a value was not tested, its floor is that of the last test: the
+    # floor hardly changes from one test to the next.
+    floor = np.where(np.isfinite(selection.noise_floor), selection.noise_floor,
+                     selection.noise_level)
+    relative = selection.threshold / selection.noise_level
+    ax = axes[0]
+    index = np.arange(1, selection.spectrum.size + 1)
+    ratio = selection.spectrum / floor
+    ax.plot(index, ratio, marker="o", color="C0")
+    # The values that decide sit within a few per cent of 1, too close to
+    # read off a log axis: written next to their points.
+    for i in np.flatnonzero(np.isfinite(selection.noise_floor)):
+        ax.annotate(f"{ratio[i]:.3f}", (index[i], ratio[i]), textcoords="offset points",
+                    xytext=(4, 4), fontsize="x-small")
+    ax.axhline(relative, color="C1", ls=":", label=f"threshold {relative:.4g}")
+    ax.axhline(1.0, color="0.5", ls=":", label="noise floor")
+    ax.axvline(k_rec, color="C3", ls="--", lw=1.0)
+    if np.any(selection.spectrum > 0):
+        ax.set_yscale("log")
+    ax.set_title(f"spectrum: {selection.signal_rank} above the noise", fontsize="medium")
+    ax.set_xlabel("component i")
+    ax.set_ylabel("s_i² / noise floor")
+    ax.set_xticks(index)
+    ax.legend(fontsize="small")
+    gain = selection.gain / selection.noise_level
+    curve(axes[1], np.where(gain > 0, gain, np.nan), "NMF gain per component", "gain / noise floor",
+          log=True)
+    axes[1].axhline(relative, color="C1", ls=":", label="threshold")
+    axes[1].axhline(1.0, color="0.5", ls=":", label="noise floor")
+    axes[1].legend(fontsize="small")
+    curve(axes[2], selection.rel_error, "relative error", "||X - WH|| / ||X||", log=True)
+    curve(axes[3], selection.stability, "stability across restarts", "mean SAD (deg)")
+    curve(axes[4], selection.pca_cumulative, "PCA cumulative explained variance", "ratio")
+    curve(axes[5], np.where(selection.n_reappearing >= 0, selection.n_reappearing, np.nan),
           "endmembers of k-1 reappearing", "count")
-    axes[4].yaxis.get_major_locator().set_params(integer=True)
-    curve(axes[5], selection.bic, "BIC-like criterion", "BIC")
-    fig.suptitle(f"rank selection: recommended k = {k_rec}\n{selection.reason}",
-                 fontsize="medium")
+    axes[5].yaxis.get_major_locator().set_params(integer=True)
+    curve(axes[6], selection.bic, "BIC-like criterion", "BIC")
+    axes[7].set_axis_off()
+    # The reason is one long line: wrapped to the figure's width (about 11
+    # characters per inch at the medium font), or the title runs off both
+    # sides of the picture.
+    root = fig
+    while not hasattr(root, "get_size_inches"):  # a SubFigure: its parent's width
+        root = root.figure
+    width = float(root.get_size_inches()[0])
+    reason = textwrap.fill(selection.reason, width=max(40, int(width * 11)))
+    fig.suptitle(f"rank selection: recommended k = {k_rec} ({selection.noise.model} noise)"
+                 f"\n{reason}", fontsize="medium")
     return fig
 
 
@@ -596,17 +665,20 @@ def _figures(folder: Path, figures: Sequence[tuple[str, Any, str]],
 def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
     """Writes an unmixing to ``folder`` (created if needed).
 
-    Files: ``W.npy`` (abundances, shape (*spatial, k)), ``H.npy``
-    (endmembers, (k, channels)), ``channels.npy``; ``unmixing.h5`` with the
-    datasets ``endmembers``, ``abundances``, ``residual``, ``channels``,
+    Files: ``W.npy`` (abundances, shape (*spatial, k): the fractions of the
+    fraction models, rows summing to one), ``H.npy`` (endmembers, (k,
+    channels), in the data's units for the fraction models),
+    ``channels.npy``, ``intensity.npy`` (the scaled model's per-pixel
+    intensity, shape (*spatial)); ``unmixing.h5`` with the datasets
+    ``endmembers``, ``abundances``, ``intensity``, ``residual``, ``channels``,
     ``objective``, ``rel_error`` (per iteration), ``scales``, ``order`` and
     ``restart_seeds`` / ``restart_objectives`` / ``restart_n_iter``, the
     parameters as root attributes (those h5py cannot store — None, lists,
     dicts, arrays, callables — as JSON text, listed in the attribute
     ``json_encoded_attributes``) plus ``n_iter``, ``converged``,
     ``stop_reason``, ``timings``, ``unmix_version`` and ``created``; the
-    figures ``spectra.png``, ``abundances.png``, ``residual.png`` and
-    ``convergence.png``; and ``report.html``, a self-contained page with the
+    figures ``spectra.png``, ``abundances.png``, ``intensity.png`` (scaled
+    model), ``residual.png`` and ``convergence.png``; and ``report.html``, a self-contained page with the
     figures embedded.
 
     Returns
@@ -622,6 +694,9 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
         _write_npy(path / "H.npy", u.endmembers),
         _write_npy(path / "channels.npy", u.channels),
     ]
+    scaled = u.params.get("model") == "scaled"
+    if scaled:
+        written.append(_write_npy(path / "intensity.npy", u.intensity))
     attrs = dict(u.params)
     attrs.update(_common_attrs(u.image))
     attrs.update({
@@ -631,6 +706,7 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
     })
     written.append(_write_h5(path / "unmixing.h5", {
         "endmembers": u.endmembers, "abundances": u.abundances, "residual": u.residual,
+        "intensity": u.intensity,
         "channels": u.channels, "objective": r.objective, "rel_error": r.rel_error,
         "scales": u.scales, "order": u.order,
         "restart_seeds": np.array([s.seed for s in u.restarts], dtype=np.uint64),
@@ -638,9 +714,14 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
         "restart_n_iter": np.array([s.n_iter for s in u.restarts], dtype=np.int64),
     }, attrs))
 
-    figures_html = _figures(path, [
+    figures = [
         ("spectra.png", spectra_figure(u), "Endmember spectra."),
         ("abundances.png", abundances_figure(u), "Abundance maps on one colour scale."),
+    ]
+    if scaled:
+        figures.append(("intensity.png", intensity_figure(u),
+                        "Per-pixel intensity: x = intensity * fractions @ endmembers."))
+    figures_html = _figures(path, figures + [
         ("residual.png", residual_figure(u), "Per-pixel residual norm ||x - wH||."),
         ("convergence.png", convergence_figure(u), "Relative error per iteration (best restart)."),
     ], written)
@@ -654,7 +735,13 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
         ("converged", bool(r.converged)),
         ("stop reason", r.stop_reason),
         ("best restart", f"{best + 1} of {len(u.restarts)}"),
+        ("noise model", f"{u.params.get('noise', '')}: {u.params.get('noise_reason', '')}"),
+        ("model", u.params.get("model", "plain")),
     ]
+    if u.params.get("model") == "scaled":
+        summary.append(("fractions", f"of the {u.params.get('fractions')} "
+                        f"(intensity chi-square per pixel {u.params.get('intensity_chi2', 0):.3g})"))
+    summary += [("note", event) for event in u.events]
     restarts = [(i + 1, s.seed, s.objective, s.n_iter) for i, s in enumerate(u.restarts)]
     sections = [
         ("Summary", _table(summary)),
@@ -727,16 +814,21 @@ def save_rank(selection: "RankSelection", folder: Any) -> list[Path]:
     attrs = dict(s.params)
     attrs.update(_common_attrs(s.image))
     attrs.update({"recommended": int(s.recommended), "reason": s.reason,
-                  "noise_level": s.noise_level, "threshold": s.threshold})
+                  "signal_rank": int(s.signal_rank), "noise_level": s.noise_level,
+                  "threshold": s.threshold})
     datasets: dict[str, Any] = {
         "ks": s.ks, "rel_error": s.rel_error, "rss": s.rss, "gain": s.gain,
         "pca_cumulative": s.pca_cumulative, "stability": s.stability,
         "n_reappearing": s.n_reappearing, "bic": s.bic, "channels": s.image.channels,
+        "spectrum": s.spectrum, "noise_floor": s.noise_floor,
+        "spectrum_threshold": s.spectrum_threshold,
     }
     datasets.update({f"endmembers_k{k}": u.endmembers for k, u in s.unmixings.items()})
     written = [_write_h5(path / "rank_selection.h5", datasets, attrs)]
     figures_html = _figures(path, [("rank_selection.png", plot_rank(s),
-                                    "Curves against k; the dashed line is the recommendation.")],
+                                    "The spectrum test (first panel) decides; the NMF "
+                                    "diagnostics against k follow. The dashed line is the "
+                                    "recommendation.")],
                             written)
     rows = [(int(k), float(s.rel_error[j]), float(s.gain[j]), float(s.stability[j]),
              float(s.pca_cumulative[j]), int(s.n_reappearing[j]), float(s.bic[j]))
@@ -744,7 +836,9 @@ def save_rank(selection: "RankSelection", folder: Any) -> list[Path]:
     sections = [
         ("Recommendation", _table([("recommended k", int(s.recommended)),
                                    ("reason", s.reason),
-                                   ("noise level", s.noise_level),
+                                   ("noise model", f"{s.noise.model}: {s.noise.reason}"),
+                                   ("components above the noise", int(s.signal_rank)),
+                                   ("noise floor", s.noise_level),
                                    ("threshold", s.threshold)])),
         ("Figures", figures_html),
         ("Per rank", _table(rows, ["k", "rel. error", "gain", "stability (deg)",

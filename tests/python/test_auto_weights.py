@@ -14,7 +14,10 @@ import unmix.graphs as graphs
 import unmix.preprocess as preprocess
 from unmix._nmf import nnls_abundances
 from unmix.endmembers import abundances_from_endmembers
-from unmix.preprocess import AUTO_MINVOL_H, AUTO_SMOOTH_W, noise_variance
+from unmix import fractions
+from unmix.fractions import minvol_weight
+from unmix.noise import regression_variance
+from unmix.preprocess import AUTO_SMOOTH_W, noise_variance
 
 from test_constraints import mixture, monotone, penalized
 
@@ -196,8 +199,14 @@ def test_auto_weights_are_the_documented_numbers():
     kw = dict(init="spa", sum_to_one=True, graph_W=GRID, max_iter=20, tol=0)
     r = unmix.nmf(X, 3, smooth_W="auto", minvol_H="auto", **kw)
     var = noise_variance(X, 3)
-    assert r.weights == pytest.approx({"noise_variance": var, "smooth_W": AUTO_SMOOTH_W * var,
-                                       "minvol_H": AUTO_MINVOL_H * X.size * var}, rel=1e-14)
+    # minvol_H: the data's own weight (unmix.fractions.minvol_weight), from
+    # the regression noise estimate when X has enough rows, else var.
+    white = regression_variance(X)
+    white = var if white is None else white
+    weight, info = minvol_weight(X, 3, np.full(X.shape[0], white * X.shape[1]))
+    assert {k: r.weights[k] for k in ("noise_variance", "smooth_W", "minvol_H")} == pytest.approx(
+        {"noise_variance": var, "smooth_W": AUTO_SMOOTH_W * var, "minvol_H": weight}, rel=1e-12)
+    assert r.weights["excess_share"] == pytest.approx(info["excess_share"], rel=1e-12)
     same = unmix.nmf(X, 3, smooth_W=r.weights["smooth_W"], minvol_H=r.weights["minvol_H"], **kw)
     np.testing.assert_array_equal(r.W, same.W)
     assert same.weights == {} and unmix.nmf(X, 3, max_iter=2).weights == {}
@@ -244,12 +253,16 @@ def test_auto_needs_fewer_components_than_channels():
 # ---------------------------------------------------------------------------
 
 
-def test_unmix_smooths_on_the_pixel_grid_by_default():
+def test_unmix_smooths_on_the_edge_aware_pixel_grid_by_default():
     X, _, _ = mixture(noise=0.3)
     image = unmix.SpectralImage(X.reshape(12, 12, -1))
-    u = unmix.unmix(image, 3, smooth_W=2.0, normalize=None, random_state=0, max_iter=50)
-    assert u.params["graph_W"] == "unmix.graphs.grid((12, 12), 8)" and not u.params["two_step"]
-    same = unmix.nmf(X, 3, graph_W=GRID, smooth_W=2.0, random_state=u.restarts[0].seed,
+    u = unmix.unmix(image, 3, smooth_W=2.0, sum_to_one=False, noise="gaussian", init="nndsvda",
+                    random_state=0, max_iter=50)
+    assert u.params["graph_W"].startswith("unmix.graphs.edge_aware((12, 12), ..., "
+                                          "connectivity=8)") and not u.params["two_step"]
+    prep = fractions.prepare(X, "gaussian", 3, False)  # the plain model: M is X
+    S = graphs.edge_aware((12, 12), prep.M, prep.noise, 3, 8)
+    same = unmix.nmf(X, 3, graph_W=S, smooth_W=2.0, random_state=u.restarts[0].seed,
                      max_iter=50)
     np.testing.assert_array_equal(u.result.W, same.W)
 
@@ -267,7 +280,7 @@ def test_unmix_with_sum_to_one_and_smoothness_fits_in_two_steps():
     np.testing.assert_array_equal(u.result.H, step1.result.H)
     assert np.abs(u.result.W.sum(axis=1) - 1).max() <= 1e-9
     assert roughness(u.result.W) < roughness(step1.result.W)
-    assert set(u.params["weights"]) == {"noise_variance", "minvol_H", "smooth_W"}
+    assert {"noise_variance", "minvol_H", "smooth_W"} <= set(u.params["weights"])
 
 
 def test_unmix_refusals_and_held_H():

@@ -24,6 +24,10 @@ import unmix
 from unmix import NMF
 
 
+#: scikit-learn's model (plain NMF of X as given): the tests of its exact
+#: properties set it; the estimator's default is unmix.unmix's fit.
+PLAIN = {"sum_to_one": False, "noise": "gaussian"}
+
 def _data(n_samples=120, n_features=30, rank=3, noise=0.01, seed=0, dtype=np.float64):
     """Non-negative data of the given rank plus a little non-negative noise."""
     rng = np.random.default_rng(seed)
@@ -112,9 +116,9 @@ def test_n_components_none_keeps_all_features():
 
 def test_fit_transform_matches_fit_then_transform():
     X = _data()
-    est_a = NMF(n_components=3, random_state=0, tol=1e-8, max_iter=3000)
+    est_a = NMF(n_components=3, random_state=0, tol=1e-8, max_iter=3000, **PLAIN)
     W_a = est_a.fit_transform(X)
-    est_b = NMF(n_components=3, random_state=0, tol=1e-8, max_iter=3000).fit(X)
+    est_b = NMF(n_components=3, random_state=0, tol=1e-8, max_iter=3000, **PLAIN).fit(X)
     # Same seed, same fit.
     assert_array_equal(est_a.components_, est_b.components_)
     assert est_a.n_iter_ == est_b.n_iter_
@@ -126,7 +130,7 @@ def test_fit_transform_matches_fit_then_transform():
 
 def test_transform_is_the_exact_nnls_solution():
     X = _data()
-    est = NMF(n_components=3, random_state=0).fit(X)
+    est = NMF(n_components=3, random_state=0, **PLAIN).fit(X)
     X_new = _data(n_samples=10, seed=1)  # same features, other samples
     for data in (X, X_new):
         W = est.transform(data)
@@ -145,7 +149,8 @@ def test_transform_with_W_penalties_is_exact(l1_W, l2_W):
     X = _data()
     # init="nndsvd": under these penalties a filled start (nndsvda) can switch
     # components off, and the property needs all three.
-    est = NMF(n_components=3, random_state=0, l1_W=l1_W, l2_W=l2_W, l2_H=1.0, init="nndsvd").fit(X)
+    est = NMF(n_components=3, random_state=0, l1_W=l1_W, l2_W=l2_W, l2_H=1.0, init="nndsvd",
+              **PLAIN).fit(X)
     H = est.components_
     assert (H.sum(axis=1) > 0).all()  # no component switched off: G = L L^T exists
     W = est.transform(X)
@@ -255,7 +260,7 @@ def test_custom_start_in_fit_transform():
     X = _data()
     rng = np.random.default_rng(3)
     W0, H0 = rng.random((120, 3)), rng.random((3, 30))
-    est = NMF(n_components=3, random_state=0)
+    est = NMF(n_components=3, random_state=0, **PLAIN)
     W = est.fit_transform(X, W=W0, H=H0)
     assert W.shape == (120, 3)
     assert est.reconstruction_err_ < 0.05 * np.linalg.norm(X)
@@ -284,7 +289,7 @@ def test_exact_factorization_stops_without_warning():
     X = rng.normal(loc=100, size=(100, 2))  # the data of check_n_features_in
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        est = NMF(n_components=2, random_state=0).fit(X)
+        est = NMF(n_components=2, random_state=0, **PLAIN).fit(X)
     assert est.n_iter_ < est.max_iter
     assert est.reconstruction_err_ <= 1.01 * est.tol * np.linalg.norm(X)
 

@@ -131,7 +131,9 @@ def test_exact_low_rank_recovered(low_rank, solver, init):
 @pytest.fixture(scope="module")
 def fitted_estimator():
     X = make_noisy(seed=5, shape=(60, 30))
-    est = unmix.NMF(n_components=8, tol=1e-4, max_iter=2000, random_state=0)
+    # scikit-learn's model: transform is then the exact NNLS on components_.
+    est = unmix.NMF(n_components=8, tol=1e-4, max_iter=2000, random_state=0, sum_to_one=False,
+                    noise="gaussian")
     est.fit(X)
     H = est.components_
     assert np.linalg.cond(H) < 1e4  # a well-posed NNLS

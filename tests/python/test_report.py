@@ -20,10 +20,10 @@ from unmix.datasets import tof_sims_like
 from unmix.image import SpectralImage
 
 UNMIXING_FILES = {
-    "W.npy", "H.npy", "channels.npy", "unmixing.h5", "spectra.png", "abundances.png",
-    "residual.png", "convergence.png", "report.html",
+    "W.npy", "H.npy", "channels.npy", "intensity.npy", "unmixing.h5", "spectra.png",
+    "abundances.png", "intensity.png", "residual.png", "convergence.png", "report.html",
 }
-FIGURES = ("spectra.png", "abundances.png", "residual.png", "convergence.png")
+FIGURES = ("spectra.png", "abundances.png", "intensity.png", "residual.png", "convergence.png")
 
 
 @pytest.fixture(scope="module")
@@ -220,10 +220,28 @@ def test_rank_selection_save_and_plot(image, tmp_path):
     with h5py.File(tmp_path / "rank_selection.h5", "r") as f:
         assert_array_equal(f["ks"][()], [2, 3, 4])
         assert_array_equal(f["rel_error"][()], s.rel_error)
+        assert_array_equal(f["spectrum"][()], s.spectrum)
+        assert_array_equal(f["noise_floor"][()], s.noise_floor)
         assert f["endmembers_k3"].shape == (3, 64)
         assert f.attrs["recommended"] == s.recommended
+        assert f.attrs["signal_rank"] == s.signal_rank
+        assert f.attrs["noise"] == "poisson" and f.attrs["noise_reason"] == s.noise.reason
         assert f.attrs["max_iter"] == 200
         assert json.loads(f.attrs["ks"]) == [2, 3, 4]
+    assert "components above the noise" in text and s.noise.reason in text
+
+
+def test_rank_figure_title_fits_the_figure(image):
+    """The reason is a long line: the title wraps it inside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    s = unmix.select_rank(image, [2, 3, 4], n_init=2, random_state=0, max_iter=50)
+    assert len(s.reason) > 200
+    fig = s.plot()
+    FigureCanvasAgg(fig).draw()
+    box = fig._suptitle.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+    assert len(fig._suptitle.get_text().splitlines()) >= 3
 
 
 def test_save_errors(unmixing, tmp_path):

@@ -1,8 +1,7 @@
-"""unmix.unmix, unmix.pca and unmix.select_rank on whole spectral images."""
+"""unmix.unmix and unmix.pca on whole spectral images (unmix.select_rank: test_rank.py)."""
 
 from __future__ import annotations
 
-import inspect
 
 import numpy as np
 import pytest
@@ -11,27 +10,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 import unmix
 from unmix import metrics
 from unmix.datasets import tof_sims_like
-from unmix.image import SpectralImage
 
 
 @pytest.fixture(scope="module")
 def tof():
     return tof_sims_like(spatial_shape=(24, 24), n_channels=96, n_components=3, seed=0)
-
-
-def clear_image(k, shape=(24, 24), n_channels=64, noise=0.01, seed=0):
-    """Clearly separated data of rank k: one Gaussian peak per endmember at
-    evenly spaced channels (little overlap) on a small flat background,
-    Dirichlet(0.5) abundances (well mixed, with nearly pure pixels), and
-    white noise of 1 % of the mean, clipped at zero."""
-    rng = np.random.default_rng(seed)
-    channels = np.arange(n_channels)
-    centres = np.linspace(4, n_channels - 5, k) + rng.uniform(-1, 1, k)
-    E = np.stack([np.exp(-0.5 * ((channels - c) / 2.0) ** 2) for c in centres]) + 0.02
-    A = rng.dirichlet(np.full(k, 0.5), size=int(np.prod(shape)))
-    X = A @ E
-    X = np.clip(X + rng.normal(0.0, noise * X.mean(), X.shape), 0.0, None)
-    return SpectralImage(X.reshape(*shape, n_channels), channel_unit="eV", name=f"clear{k}")
 
 
 # --------------------------------------------------------------------------
@@ -60,26 +43,58 @@ def test_components_are_ordered_by_total_abundance(tof):
     assert sorted(u.order.tolist()) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("normalize", ["max", "sum", "l2", None])
-def test_normalization_convention_and_unnormalized(tof, normalize):
-    u = unmix.unmix(tof.image(), 3, random_state=0, normalize=normalize)
+@pytest.mark.parametrize("normalize", ["max", "sum", "l2"])
+def test_plain_model_normalization_and_unnormalized(tof, normalize):
+    """sum_to_one=False (plain NMF of X as given, Gaussian noise): the
+    normalized factors give the fitted model, unnormalized() the fit's own."""
+    u = unmix.unmix(tof.image(), 3, random_state=0, sum_to_one=False, noise="gaussian",
+                    normalize=normalize)
     E = u.endmembers
     if normalize == "max":
         assert_allclose(E.max(axis=1), 1.0)
     elif normalize == "sum":
         assert_allclose(E.sum(axis=1), 1.0)
-    elif normalize == "l2":
-        assert_allclose(np.linalg.norm(E, axis=1), 1.0)
     else:
-        assert_allclose(u.scales, 1.0)
+        assert_allclose(np.linalg.norm(E, axis=1), 1.0)
+    assert_allclose(u.intensity, 1.0)
     fitted = u.result.W @ u.result.H
-    # The normalized factors give the same model ...
     assert_allclose(u.abundances.reshape(-1, 3) @ E, fitted, rtol=1e-10, atol=1e-9)
-    # ... and unnormalized() gives back the fitted factors (in this order).
     W, H = u.unnormalized()
     assert_allclose(H, u.result.H[u.order], rtol=1e-12)
     assert_allclose(W, u.result.W[:, u.order], rtol=1e-12)
-    assert_allclose(W @ H, fitted, rtol=1e-10, atol=1e-9)
+
+
+def test_fraction_models_refuse_normalize(tof):
+    with pytest.raises(ValueError, match="normalize applies to the plain model"):
+        unmix.unmix(tof.image(), 3, normalize="max")
+
+
+def test_default_model_gives_fractions_intensity_and_data_units(tof):
+    """The default: counts are Poisson, fractions sum to one, and
+    intensity * fractions @ endmembers is the model in counts; unnormalized()
+    gives factors in the data's units with the same product."""
+    u = unmix.unmix(tof.image(), 3, random_state=0)
+    assert u.params["model"] == "scaled" and u.params["noise"] == "poisson"
+    assert "counts" in u.params["noise_reason"] or "whole numbers" in u.params["noise_reason"]
+    F = u.abundances.reshape(-1, 3)
+    assert F.min() >= 0
+    assert_allclose(F.sum(axis=1), 1.0, atol=1e-10)
+    model = u.intensity.reshape(-1, 1) * F @ u.endmembers
+    W, H = u.unnormalized()
+    assert_allclose(W @ H, model, rtol=1e-10, atol=1e-9)
+    # The residual is the misfit of that model in counts.
+    assert_allclose(u.residual.ravel(), np.linalg.norm(tof.X - model, axis=1), rtol=1e-8)
+    # The simulation's pixel totals follow from composition: material
+    # fractions, the strict refinement, an intensity of one.
+    assert u.params["fractions"] == "material" and u.params["refined_strict"]
+    assert_allclose(u.intensity, 1.0)
+    assert metrics.mean_sad(tof.endmembers, u.endmembers) < 2.0
+
+
+def test_strict_sum_to_one_writes_fractions(tof):
+    u = unmix.unmix(tof.image(), 3, random_state=0, sum_to_one=True)
+    assert u.params["model"] == "strict" and u.params["sum_to_one"] is True
+    assert_allclose(u.abundances.sum(axis=-1), 1.0, atol=1e-10)
 
 
 def test_same_random_state_same_result(tof):
@@ -100,7 +115,7 @@ def test_none_random_state_records_the_entropy(tof):
 
 
 def test_n_init_keeps_the_best_restart(tof):
-    u = unmix.unmix(tof.image(), 3, n_init=4, random_state=3)
+    u = unmix.unmix(tof.image(), 3, n_init=4, random_state=3, sum_to_one=False)
     assert len(u.restarts) == 4
     assert len({r.seed for r in u.restarts}) == 4
     objectives = [r.objective for r in u.restarts]
@@ -109,16 +124,18 @@ def test_n_init_keeps_the_best_restart(tof):
 
 
 def test_restarts_are_nmf_runs_with_the_recorded_seeds(tof):
-    """Restart 0 uses nmf's default init, the others init='random'."""
-    X = tof.X
-    u = unmix.unmix(tof.image(), 3, n_init=2, random_state=5, max_iter=50)
-    first = unmix.nmf(X, 3, random_state=u.restarts[0].seed, max_iter=50)
-    second = unmix.nmf(X, 3, random_state=u.restarts[1].seed, init="random", max_iter=50)
+    """Plain model, Gaussian noise: restart 0 uses init='spa' on X itself,
+    the others init='vca' with their own seeds."""
+    X = tof.X.astype(np.float64)
+    kw = dict(sum_to_one=False, noise="gaussian", max_iter=50)
+    u = unmix.unmix(tof.image(), 3, n_init=2, random_state=5, **kw)
+    first = unmix.nmf(X, 3, random_state=u.restarts[0].seed, init="spa", max_iter=50)
+    second = unmix.nmf(X, 3, random_state=u.restarts[1].seed, init="vca", max_iter=50)
     assert u.restarts[0].objective == first.objective[-1]
     assert u.restarts[1].objective == second.objective[-1]
-    assert u.params["init_restarts"] == "random"
+    assert u.params["init_restarts"] == "vca"
     # A user-given init is used by every restart.
-    v = unmix.unmix(tof.image(), 3, n_init=2, random_state=5, init="nndsvd", max_iter=50)
+    v = unmix.unmix(tof.image(), 3, n_init=2, random_state=5, init="nndsvd", **kw)
     again = unmix.nmf(X, 3, random_state=v.restarts[1].seed, init="nndsvd", max_iter=50)
     assert v.restarts[1].objective == again.objective[-1]
     assert v.params["init_restarts"] == "nndsvd"
@@ -127,7 +144,7 @@ def test_restarts_are_nmf_runs_with_the_recorded_seeds(tof):
 def test_nmf_options_are_passed_through_and_recorded(tof):
     calls = []
     u = unmix.unmix(tof.image(), 3, random_state=0, solver="hals", max_iter=7, tol=0.0,
-                    l1_H=0.5, callback=calls.append)
+                    l1_H=0.5, callback=calls.append, sum_to_one=False)
     assert u.result.n_iter == 7
     assert len(calls) == 7
     assert u.params["solver"] == "hals"
@@ -139,19 +156,10 @@ def test_nmf_options_are_passed_through_and_recorded(tof):
     assert u.params["normalize"] == "max"
 
 
-@pytest.mark.skipif("sum_to_one" not in inspect.signature(unmix.nmf).parameters,
-                    reason="unmix.nmf has no sum_to_one")
-def test_constraints_pass_through_and_normalize_none_keeps_them(tof):
-    X = tof.X / tof.X.sum(axis=1, keepdims=True)
-    u = unmix.unmix(X.reshape(24, 24, 96), 3, random_state=0, sum_to_one=True, normalize=None)
-    assert u.params["sum_to_one"] is True
-    assert_allclose(u.abundances.sum(axis=-1), 1.0, atol=1e-12)
-
-
 def test_residual_is_the_per_pixel_misfit(tof, monkeypatch):
     # Blocks of a few rows, so the blocked loop runs many times.
     monkeypatch.setattr(unmix._validation, "BLOCK_BYTES", 96 * 8 * 7)
-    u = unmix.unmix(tof.image(), 3, random_state=0)
+    u = unmix.unmix(tof.image(), 3, random_state=0, sum_to_one=False, noise="gaussian")
     W, H = u.result.W, u.result.H
     direct = np.linalg.norm(tof.X - W @ H, axis=1)
     assert_allclose(u.residual.ravel(), direct, rtol=1e-10)
@@ -247,65 +255,3 @@ def test_pca_errors(tof):
         unmix.pca(tof.image(), 97)
     with pytest.raises(ValueError, match="method"):
         unmix.pca(tof.image(), 2, method="svd")
-
-
-# --------------------------------------------------------------------------
-# select_rank
-# --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("k", [3, 5, 8])
-def test_select_rank_recovers_the_true_rank(k):
-    image = clear_image(k, seed=k)
-    selection = unmix.select_rank(image, range(k - 2, k + 3), n_init=2, random_state=0)
-    assert selection.recommended == k, selection.reason
-    assert f"k={k}" in selection.reason
-    ks = selection.ks.tolist()
-    assert ks == list(range(k - 2, k + 3))
-    j = ks.index(k)
-    # Past the true rank the error stops improving beyond noise ...
-    assert np.all(selection.gain[j + 1:] < selection.threshold)
-    assert np.all(selection.gain[1:j + 1] > selection.threshold)
-    # ... the endmembers at the true rank are stable across restarts ...
-    assert selection.stability[j] < 5.0
-    # ... and all k - 1 endmembers of the rank below reappear at k + 1.
-    assert selection.n_reappearing[j + 1] == k
-    assert selection.n_reappearing[0] == -1
-    assert np.all(np.diff(selection.pca_cumulative) >= -1e-12)
-    assert selection.pca_cumulative[-1] <= 1 + 1e-12
-    assert np.argmin(selection.bic) == j
-
-
-def test_select_rank_reuses_unmix(tof):
-    selection = unmix.select_rank(tof.image(), [2, 3, 4], n_init=2, random_state=4)
-    u = unmix.unmix(tof.image(), 3, n_init=2, random_state=4)
-    assert selection.unmixings[3].restarts == u.restarts
-    assert_array_equal(selection.unmixings[3].endmembers, u.endmembers)
-    assert selection.best is selection.unmixings[selection.recommended]
-    assert selection.rel_error[1] == pytest.approx(u.rel_error)
-
-
-def test_select_rank_edges(tof):
-    one = unmix.select_rank(tof.image(), [3], n_init=1, random_state=0)
-    assert one.recommended == 3 and "only rank" in one.reason
-    assert np.isnan(one.stability).all()
-    # The true rank (3) is above every k tried: the reason says to go further.
-    low = unmix.select_rank(tof.image(), [1, 2], n_init=1, random_state=0)
-    assert low.recommended == 2 and "larger" in low.reason
-
-
-@pytest.mark.parametrize("ks, error, words", [
-    ([], ValueError, "ks"),
-    ([0, 1], ValueError, "ks"),
-    ([2, 3.0], TypeError, "ks"),
-    (5, TypeError, "ks"),
-    ([2, 1000], ValueError, "ks"),
-])
-def test_select_rank_errors(tof, ks, error, words):
-    with pytest.raises(error, match=words):
-        unmix.select_rank(tof.image(), ks)
-
-
-def test_select_rank_rejects_unknown_options(tof):
-    with pytest.raises(TypeError, match="n_iter"):
-        unmix.select_rank(tof.image(), [2, 3], n_iter=5)
