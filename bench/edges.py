@@ -1,7 +1,7 @@
-"""Edge-preserving smoothness of the abundances: the default fit, the
-two-step fit with ``smooth_W`` on the uniform pixel grid and on
-``unmix.graphs.edge_aware``, at the "auto" weight and three times it, and
-two ways of letting the smoothness help the endmembers too.
+"""Edge-preserving smoothness of the abundances: the default fit against
+the two-step fit with ``smooth_W="auto"`` on ``unmix.graphs.edge_aware``
+(its default graph) and on the uniform pixel grid, and three variants of
+the pipeline.
 
     python bench/edges.py [--only espm,usgs,samson] [--cases particles_pure_N100,...]
                           [--out bench/results/edges.jsonl] [--no-variants]
@@ -9,10 +9,9 @@ two ways of letting the smoothness help the endmembers too.
 Rows (one JSON line each in ``--out``; a table at the end):
 
 - ``default``: ``unmix.unmix(image, k)``;
-- ``uniform xF`` / ``edge xF``: ``unmix.unmix(image, k, smooth_W=F * auto,
-  graph_W=G)`` with G ``graphs.grid(shape, 8)`` or ``graphs.edge_aware``
-  on the prepared matrix (``fractions.prepare``), auto = 30 x the noise
-  variance of that matrix (what ``smooth_W="auto"`` gives);
+- ``smooth edge``: ``unmix.unmix(image, k, smooth_W="auto")`` (the default
+  graph, edge-aware); ``smooth uniform``: the same with ``graph_W =
+  graphs.grid(shape, 8)``;
 - variants (a replica of the pipeline's steps, ``unmix.nmf`` on the
   prepared matrix): ``edge x1, H strict`` the abundance step on the
   endmembers of the strict refinement (the default's) instead of those of
@@ -80,15 +79,8 @@ def scores(E_true: np.ndarray, A_true: np.ndarray, E: np.ndarray, F: np.ndarray,
     return out
 
 
-def poisson_variance(prep: Any) -> Any:
-    """Per-entry variance of the prepared matrix of counts, as edge_aware
-    takes it: var(M_ic) = rows_i columns_c M_ic."""
-    return lambda g: prep.rows * (prep.M @ (prep.columns * g))
-
-
-def edge_graph(prep: Any, shape: tuple[int, ...], k: int, poisson: bool) -> tuple[Any, dict]:
-    return graphs.edge_aware(shape, prep.M, poisson_variance(prep) if poisson else prep.noise, k,
-                             return_info=True)
+def edge_graph(prep: Any, shape: tuple[int, ...], k: int) -> tuple[Any, dict]:
+    return graphs.edge_aware(shape, prep.M, prep.channel_noise(), k, return_info=True)
 
 
 class Replica:
@@ -147,17 +139,18 @@ class Replica:
 
 
 def run_case(name: str, image: Any, E_true: np.ndarray, A_true: np.ndarray, out: Any,
-             variants: bool, factors: tuple[float, ...] = (1.0, 3.0)) -> None:
+             variants: bool) -> list[dict[str, Any]]:
     k = E_true.shape[0]
     shape = tuple(image.spatial_shape)
     X = np.asarray(image.X, dtype=np.float64)
     band = band_mask(A_true, shape)
     nm = choose(image.X, image.metadata).model
-    poisson = nm == "poisson"
+    records: list[dict[str, Any]] = []
 
     def emit(setting: str, E: Any, F: Any, seconds: float, **extra: Any) -> None:
         rec = {"case": name, "setting": setting, "seconds": seconds,
                **scores(E_true, A_true, E, F, band), **extra}
+        records.append(rec)
         out.write(json.dumps(rec) + "\n")
         out.flush()
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -168,20 +161,17 @@ def run_case(name: str, image: Any, E_true: np.ndarray, A_true: np.ndarray, out:
     u = unmix.unmix(image, k, random_state=0)
     emit("default", u.endmembers, u.abundances, time.perf_counter() - t0,
          excess=u.params["weights"].get("excess_share"), events=len(u.events))
-    prep = fractions.prepare(X, nm, k, True)
-    auto = AUTO_SMOOTH_W * noise_variance(prep.M, k)
-    t0 = time.perf_counter()
-    S, info = edge_graph(prep, shape, k, poisson)
-    t_graph = time.perf_counter() - t0
-    U = graphs.grid(shape, 8)
-    for f in factors:
-        for gname, G, tg in (("uniform", U, 0.0), ("edge", S, t_graph)):
-            t0 = time.perf_counter()
-            u = unmix.unmix(image, k, random_state=0, smooth_W=f * auto, graph_W=G)
-            emit(f"{gname} x{f:g}", u.endmembers, u.abundances, time.perf_counter() - t0 + tg,
-                 **({"graph": info} if gname == "edge" else {}))
+    for setting, graph in (("smooth edge", {}), ("smooth uniform", {"graph_W": graphs.grid(shape, 8)})):
+        t0 = time.perf_counter()
+        u = unmix.unmix(image, k, random_state=0, smooth_W="auto", **graph)
+        emit(setting, u.endmembers, u.abundances, time.perf_counter() - t0,
+             graph=u.params["graph_W"] if isinstance(u.params["graph_W"], str) else "grid 8")
     if not variants:
-        return
+        return records
+    prep = fractions.prepare(X, nm, k, True)
+    t0 = time.perf_counter()
+    S, info = edge_graph(prep, shape, k)
+    t_graph = time.perf_counter() - t0
     rep = Replica(X, shape, k, nm)
     t0 = time.perf_counter()
     Hs = rep.strict_H()
@@ -194,6 +184,7 @@ def run_case(name: str, image: Any, E_true: np.ndarray, A_true: np.ndarray, out:
     t0 = time.perf_counter()
     E, F = rep.joint(S, 1.0)
     emit("joint edge x1", E, F, t_graph + time.perf_counter() - t0)
+    return records
 
 
 def espm_cases(only: Any) -> Any:
@@ -238,12 +229,20 @@ def main(argv: Any = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results" / "edges.jsonl"))
     parser.add_argument("--no-variants", action="store_true")
     args = parser.parse_args(argv)
+
     only = {c.strip() for c in args.cases.split(",") if c.strip()}
     parts = {"espm": espm_cases, "usgs": usgs_cases, "samson": samson_cases}
+    records: list[dict[str, Any]] = []
     with open(args.out, "a") as out:
         for part in args.only.split(","):
             for name, image, E, A in parts[part](only):
-                run_case(name, image, E, A, out, variants=not args.no_variants and part == "espm")
+                records += run_case(name, image, E, A, out,
+                                    variants=not args.no_variants and part == "espm")
+    print("\n| case | setting | SAD | RMSE | RMSE at edges | smallest max fraction | s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in records:
+        print(f"| {r['case']} | {r['setting']} | {r['sad']:.2f} | {r['rmse']:.3f} | "
+              f"{r.get('rmse_band', float('nan')):.3f} | {r['min_max']:.2f} | {r['seconds']:.1f} |")
     return 0
 
 

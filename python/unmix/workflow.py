@@ -320,7 +320,9 @@ def unmix(
         endmembers`` (:mod:`unmix.fractions`); with a minimum-volume term
         weighted from the data (``minvol_H="auto"``). ``True``: fractions
         with a constant intensity, the totals of the pixels explained by
-        composition alone (and ``minvol_H="auto"``). ``False``: plain NMF,
+        composition alone (and ``minvol_H="auto"``); where the totals vary
+        beyond the noise, the endmembers are the scaled fit's and only the
+        fractions are refitted (an event says so). ``False``: plain NMF,
         the endmembers normalized by ``normalize``.
     normalize : {"max", "sum", "l2"} or None
         For the plain model: each endmember scaled to a maximum of 1
@@ -505,14 +507,19 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
         weights["minvol_H"] = weight
     refined = scaled_stage and (model == "strict" or out[4] == "material") and not kl \
         and given.get("fixed_H") is None
-    if model == "strict" and scaled_stage and out[5] > fractions.CONSISTENT_CHI2:
+    # Unit sums on totals that vary beyond the noise would pull the
+    # endmembers to fit the intensities: they stay the scaled fit's.
+    hold_H = out[5] > fractions.CONSISTENT_CHI2
+    if model == "strict" and scaled_stage and hold_H:
         events.append(f"sum_to_one=True: the pixel totals vary beyond what the noise allows "
                       f"(intensity chi-square {out[5]:.3g} per pixel, at most "
-                      f"{fractions.CONSISTENT_CHI2:g} expected), so unit sums misfit them; "
-                      "sum_to_one='scaled' (the default) gives every pixel its intensity")
+                      f"{fractions.CONSISTENT_CHI2:g} expected), so unit sums misfit them: the "
+                      "endmembers are the scaled fit's, held, and only the fractions were "
+                      "refitted; sum_to_one='scaled' (the default) gives every pixel its "
+                      "intensity")
     if refined:
         best, prep, out = _refine_strict(X, k, prep, out, noise_model.model, step1,
-                                         seeds[best_index], weights)
+                                         seeds[best_index], weights, hold_H)
     if two_step:
         # The fractions again, smoothed, with the endmembers held, on the
         # matrix of the model fitted last (the strict one after a refinement).
@@ -575,25 +582,32 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
 
 
 def _refine_strict(X: np.ndarray, k: int, prep: Any, out: tuple, noise_model: str,
-                   options: dict[str, Any], seed: int, weights: dict[str, Any]
-                   ) -> tuple[NMFResult, Any, tuple]:
+                   options: dict[str, Any], seed: int, weights: dict[str, Any],
+                   hold_H: bool = False) -> tuple[NMFResult, Any, tuple]:
     """Where the pixel totals follow from composition (material fractions of
     the scaled fit), the strict model is the true one and uses that fact:
     refit from the scaled fit's answer with every pixel's fractions summing
     to one in the data's units (espm's simulations: a few tenths of a degree
-    better). The chi-square that decided it stays the scaled fit's."""
+    better). With ``hold_H`` (sum_to_one=True asked for on totals the
+    composition does not explain) only the fractions are refitted: free
+    endmembers would stretch to fit the intensities (Samson: 6.2° instead of
+    2.3°). The chi-square that decided it stays the scaled fit's."""
     from . import fractions
 
     fractions_, endmembers, _, _, _, chi2 = out
     strict = fractions.prepare(X, noise_model, k, scaled=False)
-    run = {name: value for name, value in options.items() if name not in ("W", "H", "init")}
+    run = {name: value for name, value in options.items()
+           if name not in ("W", "H", "init", *(H_OPTIONS if hold_H else ()))}
     run["sum_to_one"] = strict.targets
+    W0 = np.ascontiguousarray(fractions_ * strict.rows[:, None], dtype=strict.M.dtype)
+    H0 = np.ascontiguousarray(endmembers * strict.columns, dtype=strict.M.dtype)
+    if hold_H:
+        result = nmf(strict.M, k, fixed_H=H0, W=W0, random_state=seed, **run)
+        return result, strict, (*_express(result, strict, "strict", None)[:4], "material", chi2)
     if "minvol_H" in weights:
         lam, info = fractions.minvol_weight(strict.M[strict.keep], k, strict.noise[strict.keep])
         run["minvol_H"] = lam
         weights.update(minvol_H_strict=lam)
-    W0 = np.ascontiguousarray(fractions_ * strict.rows[:, None], dtype=strict.M.dtype)
-    H0 = np.ascontiguousarray(endmembers * strict.columns, dtype=strict.M.dtype)
     result = nmf(strict.M, k, init="custom", W=W0, H=H0, random_state=seed, **run)
     expressed = _express(result, strict, "strict", None)
     return result, strict, (*expressed[:4], "material", chi2)

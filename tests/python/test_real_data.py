@@ -63,6 +63,23 @@ def test_samson_plain_nmf_drifts(samson):
     assert metrics.mean_sad(samson.endmembers, u.endmembers) > 5.0
 
 
+def test_samson_strict_keeps_the_scaled_endmembers(samson):
+    """sum_to_one=True on shaded reflectance: unit sums cannot fit the
+    totals, so the endmembers stay the scaled fit's (not stretched to the
+    intensities: 6 degrees when they were free) and the fractions, unit
+    sums in every pixel, are refitted; an event says why."""
+    default = unmix.unmix(samson.image(), 3, random_state=0)
+    strict = unmix.unmix(samson.image(), 3, random_state=0, sum_to_one=True)
+    # The same spectra (in the order of the fractions, which may differ).
+    assert metrics.spectral_angles(default.endmembers, strict.endmembers).mean < 1e-4
+    np.testing.assert_allclose(np.sort(strict.endmembers.sum(axis=1)),
+                               np.sort(default.endmembers.sum(axis=1)), rtol=1e-9)
+    assert metrics.mean_sad(samson.endmembers, strict.endmembers) <= 3.0
+    np.testing.assert_allclose(strict.abundances.sum(axis=-1), 1.0, atol=1e-6)
+    assert any("endmembers are the scaled fit's, held" in e for e in strict.events)
+    assert strict.params["fractions"] == "material" and strict.params["refined_strict"]
+
+
 def _check_three_phases(F, H):
     """Each component present over at least 0.2 % of the pixels (13 of
     6400: the Ca-perovskite is a few small grains) at a fraction of one
