@@ -215,14 +215,17 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.objective_ = u.result.objective
         self.weights_ = u.params["weights"]
         self.components_ = H
-        if u.result.stop_reason == "max_iter":
+        self._warn_if_max_iter(u.result.stop_reason, stacklevel=4)
+        return W
+
+    def _warn_if_max_iter(self, stop_reason: str, stacklevel: int) -> None:
+        if stop_reason == "max_iter":
             warnings.warn(
                 f"Maximum number of iterations {self.max_iter} reached before the "
                 f"objective decreased by less than tol={self.tol}; increase max_iter.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
-        return W
 
     def fit_transform(self, X: Any, y: Any = None, W: Optional[np.ndarray] = None,
                       H: Optional[np.ndarray] = None) -> np.ndarray:
@@ -253,13 +256,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             verbose=self.verbose, time_limit=None, extrapolate=self.extrapolate,
             **self._penalties(), **self._constraints(),
         )
-        if result.stop_reason == "max_iter":
-            warnings.warn(
-                f"Maximum number of iterations {self.max_iter} reached before the "
-                f"objective decreased by less than tol={self.tol}; increase max_iter.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        self._warn_if_max_iter(result.stop_reason, stacklevel=3)
         self.components_ = result.H
         self.fractions_ = self.intensity_ = None
         self.n_components_ = k
@@ -295,8 +292,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         prep = prepare(dense, self.noise_, H_fit.shape[0], model == "scaled", columns=columns)
         W = nnls_abundances(prep.M, H_fit, sum_to_one=prep.targets if model != "plain"
                             else False)
-        W_data, _ = prep.to_data(W, H_fit)
-        return (W_data * scales).astype(X.dtype, copy=False)
+        return (prep.abundances_to_data(W) * scales).astype(X.dtype, copy=False)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Data reconstructed from abundances: ``X @ components_``."""

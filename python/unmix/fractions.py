@@ -132,11 +132,17 @@ class Prepared:
 
     def to_data(self, W: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Factors of M back in the data's units: ``X ≈ W' H'``."""
+        return self.abundances_to_data(W), self.spectra_to_data(H)
+
+    def abundances_to_data(self, W: np.ndarray) -> np.ndarray:
+        """W of a fit of M in the data's units (zero rows without signal)."""
         r = np.where(self.rows > 0, self.rows, 1.0)
+        return np.where(self.keep[:, None], W / r[:, None], 0.0)
+
+    def spectra_to_data(self, H: np.ndarray) -> np.ndarray:
+        """H of a fit of M in the data's units."""
         c = np.where(self.columns > 0, self.columns, 1.0)
-        W_data = np.where(self.keep[:, None], W / r[:, None], 0.0)
-        H_data = np.where(self.columns > 0, H / c, 0.0)
-        return W_data, H_data
+        return np.where(self.columns > 0, H / c, 0.0)
 
 
 def prepare(X: Any, noise_model: str, k: int, scaled: bool,

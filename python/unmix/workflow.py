@@ -388,10 +388,9 @@ def unmix(
 
 def _model(sum_to_one: Any) -> str:
     """The model that a value of unmix's ``sum_to_one`` asks for."""
-    if isinstance(sum_to_one, (bool, np.bool_)) or isinstance(sum_to_one, str):
-        model = MODELS.get(bool(sum_to_one) if not isinstance(sum_to_one, str) else sum_to_one)
-        if model is not None:
-            return model
+    key = bool(sum_to_one) if isinstance(sum_to_one, (bool, np.bool_)) else sum_to_one
+    if isinstance(key, (bool, str)) and key in MODELS:
+        return MODELS[key]
     raise ValueError(f"sum_to_one must be 'scaled', True or False, got {sum_to_one!r}")
 
 
@@ -481,7 +480,7 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
             result = nmf(prep.M, k, random_state=seed, **run)
             objective = float(result.objective[-1])
             restarts.append(Restart(seed, objective, int(result.n_iter)))
-            Hs.append(prep.to_data(result.W[:1], result.H)[1])
+            Hs.append(prep.spectra_to_data(result.H))
             # Ties keep the earlier restart; a NaN objective never wins.
             best_objective = restarts[best_index].objective
             if best is None or (not np.isnan(objective)
@@ -552,7 +551,7 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
     params.update({name: p.default for name, p in _NMF_OPTIONS.items() if name not in _OWN})
     params.update({name: value for name, value in given.items()
                    if not (name == "sum_to_one" and fraction_model)})
-    params["sum_to_one"] = {"scaled": "scaled", "strict": True, "plain": False}[model]
+    params["sum_to_one"] = next(key for key, name in MODELS.items() if name == model)
     if graph_name is not None:
         params["graph_W"] = graph_name
     params["solver"] = best.solver  # the one used, where the default depends on the loss
