@@ -103,12 +103,14 @@ class Table:
 
 def truth_scores(E_true: np.ndarray, A_true: np.ndarray, H: np.ndarray,
                  A: np.ndarray) -> dict[str, float]:
-    """SAD (deg) and abundance RMSE with rows normalized to one (the
-    literature's), after the optimal matching."""
+    """SAD (deg), the angle of every true endmember and the abundance RMSE
+    with rows normalized to one (the literature's), after the optimal
+    matching."""
     sad = metrics.spectral_angles(E_true, H)
     A = np.asarray(A, dtype=np.float64).reshape(A_true.shape[0], -1)
     return {"sad": float(sad.mean),
-            "rmse": float(metrics.abundance_rmse(A_true, A, sad, sum_to_one=True))}
+            "rmse": float(metrics.abundance_rmse(A_true, A, sad, sum_to_one=True)),
+            "angles": "/".join(f"{a:.1f}" for a in sad.angles)}
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -143,7 +145,8 @@ def compare(table: Table, dataset: str, image: Any, E: np.ndarray, A: np.ndarray
             scores = truth_scores(E, A, u.endmembers, u.abundances)
             table.add(dataset, name + (f" seed {seed}" if len(seeds) > 1 else ""), **scores,
                       seconds=seconds, fractions=u.params["fractions"] or "-",
-                      noise=u.params["noise"], events=len(u.events))
+                      intensity_chi2=u.params["intensity_chi2"], noise=u.params["noise"],
+                      events=len(u.events))
     if not baselines:
         return
     r, seconds = timed(lambda: unmix.nmf(X, k, init="spa", random_state=0))
