@@ -16,7 +16,9 @@ that it wrote exactly these.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
+import json
 import os
 import sys
 import tempfile
@@ -46,6 +48,8 @@ OUTPUTS = (
     "demo_output.txt",
     *(f"cli_{command}.txt" for command in COMMANDS),
     "cli_unmix.txt",
+    "fault_matrix.png",
+    "fault_matrix.rst",
 )
 
 _DPI = 90
@@ -339,6 +343,23 @@ def command_line() -> None:
     _write("demo_output.txt", "$ unmix demo\n" + _save_in_temp(demo))
 
 
+# ---------------------------------------------------------------------------
+# The fault-injection matrix: drawn from its last run, which takes minutes
+# ---------------------------------------------------------------------------
+
+
+def fault_matrix() -> None:
+    path = HERE.parent / "tools" / "fault_matrix.py"
+    spec = importlib.util.spec_from_file_location("fault_matrix", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    data = json.loads((HERE / "fault_matrix.json").read_text(encoding="utf-8"))
+    fig = _figure(tool.figure_size(data))
+    tool.draw(data, fig)
+    _save(fig, "fault_matrix.png")
+    _write("fault_matrix.rst", tool.table_rst(data))
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     for old in OUT.iterdir():
@@ -346,7 +367,8 @@ def main() -> int:
     numbers = Numbers()
     steps = (("tutorial", lambda: _save_in_temp(lambda: tutorial(numbers))),
              ("solvers", lambda: solvers(numbers)),
-             ("command line", command_line))
+             ("command line", command_line),
+             ("fault matrix", fault_matrix))
     for name, step in steps:
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):

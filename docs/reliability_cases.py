@@ -254,6 +254,9 @@ def cases() -> dict[str, list[Case]]:
             Case("non-finite penalty", cli({"x.npy": GOOD}, "-k", "2", "--l1-W", "nan", "x.npy")),
             Case("negative penalty", cli({"x.npy": GOOD}, "-k", "2", "--l2-H", "-1", "x.npy")),
             Case("a file that does not exist", cli({}, "-k", "2", "none.npy")),
+            Case("a negative value in the --fixed-H file",
+                 cli({"x.npy": GOOD, "E.npy": npy_bytes("<f8", "(1, 4)", f8(1.0, -1.0, 1.0, 1.0))},
+                     "-k", "2", "--fixed-H", "E.npy", "x.npy")),
         ],
         "read": [
             Case("truncated .npy", read("cut.npy", GOOD[:-8])),

@@ -41,6 +41,7 @@ struct Args {
   long long checkpoint_every = 0;  // 0: not by count
   double checkpoint_seconds = inf;
   bool resume = false;
+  double watchdog = 0;  // seconds; 0: off
   bool help = false, version = false;
   std::string command;  // as typed, for the summary
 };
@@ -133,7 +134,12 @@ void print_help() {
       "  --resume                 continue the run saved in PREFIX.ckpt (same input, k,\n"
       "                           settings and number of ranks; --max-iter, --tol and\n"
       "                           --time-limit may change): the result equals the\n"
-      "                           uninterrupted run's\n"
+      "                           uninterrupted run's, also for a run killed after its\n"
+      "                           last checkpoint, before it wrote its outputs\n"
+      "  --watchdog S             with several ranks: end the job, naming the rank, when\n"
+      "                           one has not responded for S seconds (stopped, node down)\n"
+      "                           instead of waiting for it forever; needs\n"
+      "                           MPI_THREAD_MULTIPLE (default: off)\n"
       "  -h, --help               this help\n"
       "  --version                the version and whether MPI is built in\n"
       "\n"
@@ -143,8 +149,16 @@ void print_help() {
       "communication, the time in MPI collectives; compute = total - init - communication;\n"
       "read; write) and the words each rank communicated per iteration.\n"
       "\n"
-      "Exit status: 0 on success, 2 for a bad command line or bad input, 1 when the run\n"
-      "fails. Every rank exits with the same status; only rank 0 prints.\n",
+      "SIGINT (Ctrl-C) or SIGTERM: the fit stops at the end of its iteration, saves its\n"
+      "state in PREFIX.ckpt (checkpoints asked for or not) for --resume, and exits with\n"
+      "130 or 143; a second signal ends it at once. mpirun passes a Ctrl-C on to the\n"
+      "ranks as SIGTERM and kills them soon after (Open MPI: 1 s later; raise it with\n"
+      "--mca odls_base_sigkill_timeout SECONDS).\n"
+      "\n"
+      "Exit status: 0 on success, 2 for a bad command line or bad input (ranks given\n"
+      "different options or data included), 1 when the run fails, 128 + the signal's\n"
+      "number when interrupted. Every rank exits with the same status; only rank 0\n"
+      "prints.\n",
       solvers.c_str(), inits.c_str());
 }
 
@@ -381,6 +395,10 @@ Args parse_args(int argc, char** argv) {
     } else if (name == "--resume") {
       flag();
       a.resume = true;
+    } else if (name == "--watchdog") {
+      a.watchdog = parse_real(name, next());
+      if (!(a.watchdog > 0) || !std::isfinite(a.watchdog))
+        throw UsageError("--watchdog must be a finite number of seconds > 0, got " + std::string(argv[i]));
     } else {
       throw UsageError("unknown option '" + name + "'");
     }

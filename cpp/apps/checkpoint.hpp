@@ -8,12 +8,14 @@
 //   PREFIX.ckpt/state                        which generation is whole, and the
 //                                            history (text, written last)
 // Every rank writes its files, the ranks meet, then rank 0 replaces `state`
-// atomically; only after that do the ranks delete the older generation. So
-// `state` always names a generation whose files are all there.
+// atomically; only after that do the ranks delete their other generations
+// (the previous one, and any a kill left unnamed). So `state` always names a
+// generation whose files are all there.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -26,10 +28,27 @@ constexpr const char* checkpoint_magic = "unmix-nmf checkpoint 2";
 
 std::string checkpoint_folder(const std::string& prefix) { return prefix + ".ckpt"; }
 
+constexpr const char* state_file = "state";
+
 std::string generation_file(const std::string& folder, int iteration, int rank,
                             const std::string& factor) {
   return folder + "/g" + std::to_string(iteration) + ".r" + std::to_string(rank) + "." + factor +
          ".npy";
+}
+
+// The iteration of a file name of generation_file's for `rank`, else -1.
+long long generation_of(const std::string& name, int rank) {
+  const std::regex pattern("g([0-9]{1,9})\\.r" + std::to_string(rank) + "\\.[A-Za-z_]+\\.npy");
+  std::smatch m;
+  return std::regex_match(name, m, pattern) ? std::stoll(m[1].str()) : -1;
+}
+
+// The library names "the state to resume"; here it is a folder the user knows.
+std::string naming_checkpoint(std::string message, const std::string& folder) {
+  const std::string vague = "the state to resume";
+  const std::size_t at = message.find(vague);
+  if (at != std::string::npos) message.replace(at, vague.size(), "the checkpoint '" + folder + "'");
+  return message;
 }
 
 // What makes two runs the same problem, as one line: a resumed run must
@@ -80,17 +99,51 @@ auto factors(State& s) {
   return out;
 }
 
+// The generation `state` names, or -1 without a readable state file.
+long long named_generation(const std::string& folder) {
+  std::ifstream in(folder + "/" + state_file);
+  std::string magic, key, word;
+  long long g = -1;
+  if (std::getline(in, magic) && magic == checkpoint_magic && std::getline(in, key) && in >> word >> g &&
+      word == "iteration")
+    return g;
+  return -1;
+}
+
+// Removes the files of `folder` whose names `doomed` accepts. They are
+// litter that a later call removes as well, so a failure is no reason to
+// stop a run.
+template <typename Doomed>
+void remove_files(const std::filesystem::path& folder, Doomed&& doomed) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> found;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
+    if (doomed(it->path().filename().string())) found.push_back(it->path());
+  for (const fs::path& f : found) fs::remove(f, ec);
+}
+
+// Files of this rank's generations but `keep`: the previous one, and those a
+// kill between writing a generation and naming it (or deleting the one
+// before) left behind. Only the generation `state` names is ever read.
+void remove_other_generations(const std::string& folder, int rank, long long keep) {
+  remove_files(folder, [&](const std::string& name) {
+    const long long g = generation_of(name, rank);
+    return g >= 0 && g != keep;
+  });
+}
+
 // Writes this rank's part of the state, then (rank 0) the state file.
 template <typename eT>
 void save_checkpoint(const std::string& folder, const std::string& key, const unmix::State<eT>& s,
-                     int previous, const Team& team) {
+                     const Team& team) {
   namespace io = unmix::io;
   std::filesystem::create_directories(folder);
   for (const auto& [name, F] : factors(s))
     io::write_npy(generation_file(folder, s.iteration, team.rank(), name), *F);
   team.barrier();
   if (team.root()) {
-    io::write_atomically(folder + "/state", [&](std::ostream& out) {
+    io::write_atomically(folder + "/" + state_file, [&](std::ostream& out) {
       out << std::setprecision(17) << checkpoint_magic << "\n" << key << "\n";
       out << "iteration " << s.iteration << "\nelapsed " << s.elapsed << "\ndata_norm "
           << s.data_norm << "\n";
@@ -105,15 +158,13 @@ void save_checkpoint(const std::string& folder, const std::string& key, const un
     });
   }
   team.barrier();
-  if (previous > 0 && previous != s.iteration)
-    for (const auto& [name, F] : factors(s))
-      std::filesystem::remove(generation_file(folder, previous, team.rank(), name));
+  remove_other_generations(folder, team.rank(), s.iteration);
 }
 
 // This rank's state from the folder, checked against the problem.
 template <typename eT>
 unmix::State<eT> load_checkpoint(const std::string& folder, const std::string& key, int rank) {
-  const std::string file = folder + "/state";
+  const std::string file = folder + "/" + state_file;
   std::ifstream in(file);
   if (!in) throw std::invalid_argument("--resume: no checkpoint '" + file + "'");
   std::string magic, saved_key, word;

@@ -155,6 +155,11 @@ Problem describe(const Args& a, int ranks) {
       throw std::invalid_argument("--fixed-H '" + a.fixed_H + "' must hold (n_known, " +
                                   std::to_string(p.n_features) + ") with 1 <= n_known < k = " +
                                   std::to_string(p.k) + ", got " + shape_text(E.n_rows, E.n_cols));
+    // Checked here, where the file is known: the core would name only the
+    // option it was handed on (H.fixed_values).
+    unmix::DataStats stats;
+    for (const double x : E) unmix::accumulate(stats, x);
+    unmix::detail::check_data<double>(stats, "--fixed-H '" + a.fixed_H + "'");
     for (arma::uword c = 0; c < E.n_rows; ++c) features.fixed_cols.push_back(c);
     features.fixed_values = E.t();
   }
@@ -172,10 +177,18 @@ void keep_own_rows(Problem& p, const Comm& comm) {
                                     : arma::mat(0, features.fixed_cols.size());
 }
 
+struct Outputs {
+  std::string W, H, summary;
+};
+
+Outputs output_files(const std::string& prefix) {
+  return {prefix + "_W.npy", prefix + "_H.npy", prefix + ".json"};
+}
+
 // Rank 0 checks that the outputs can be written before hours of compute.
 void check_output(const std::string& prefix) {
   namespace fs = std::filesystem;
-  const fs::path target(prefix + ".json");
+  const fs::path target(output_files(prefix).summary);
   const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(folder, ec))

@@ -92,6 +92,13 @@ class Team {
     MPI_Barrier(MPI_COMM_WORLD);
 #endif
   }
+  // The largest of the ranks' values, on every rank.
+  int max(int x) const {
+#ifdef UNMIX_HAS_MPI
+    MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+#endif
+    return x;
+  }
 
   // The status of the lowest failing rank, on every rank; rank 0 prints its
   // message. A rank that failed on its own gives up after `timeout` seconds

@@ -5,13 +5,21 @@
 // Every failure ends with one message (printed by rank 0) and the same
 // non-zero exit status on every rank: after each phase that can fail, the
 // ranks agree on whether any of them did (Team::agree), so that no rank is
-// left waiting in a collective for a rank that has given up.
+// left waiting in a collective for a rank that has given up. The ranks
+// check first that they were given the same options and data
+// (agreement.hpp); a rank that stops responding is caught by --watchdog
+// (watchdog.hpp); SIGINT and SIGTERM end the fit with a checkpoint
+// (signals.hpp).
 #include "team.hpp"
 #include "args.hpp"
 #include "problem.hpp"
 #include "gather.hpp"
 #include "summary_json.hpp"
 #include "checkpoint.hpp"
+#include "agreement.hpp"
+#include "leftovers.hpp"
+#include "signals.hpp"
+#include "watchdog.hpp"
 
 namespace unmix_nmf {
 
@@ -104,6 +112,12 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
     std::printf("%6s  %-22s  %-12s  %s\n", "iter", "objective", "rel_error", "seconds");
     std::fflush(stdout);
   }
+  if (root && p.k > std::min<unsigned long long>(p.n_samples, p.n_features))
+    std::fprintf(stderr,
+                 "%s: warning: k %llu is above min(n_samples, n_features) = %llu, the most X's rank "
+                 "can be: the data do not determine the extra components\n",
+                 prog, static_cast<unsigned long long>(p.k),
+                 std::min<unsigned long long>(p.n_samples, p.n_features));
 
   // The words counted between the first and the last iteration are exactly
   // the iterations' own, without the initialization's.
@@ -122,7 +136,8 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
                   pr.elapsed);
       std::fflush(stdout);
     }
-    return false;
+    // The driver ORs this over the ranks, so that all stop at this iteration.
+    return stop_signal != 0;
   };
 
   // Checkpoints: every rank saves its rows; see checkpoint.hpp.
@@ -130,39 +145,55 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
   const std::string key = problem_key(a, p, team.size());
   unmix::Checkpointing<eT> ck;
   unmix::State<eT> resumed;
-  int saved = 0;
   st = guarded(input_phase, [&] {
     if (!a.resume) return;
     resumed = load_checkpoint<eT>(folder, key, team.rank());
+    if (resumed.iteration > a.max_iter)
+      throw std::invalid_argument("--resume: the checkpoint '" + folder + "' holds " +
+                                  std::to_string(resumed.iteration) + " iterations, more than --max-iter " +
+                                  std::to_string(a.max_iter));
     ck.resume = &resumed;
-    saved = resumed.iteration;
   });
   st = team.agree(st);
   if (!st.ok) return st.code;
   if (show && a.resume)
-    std::printf("resuming from %s at iteration %d\n", folder.c_str(), saved);
-  if (a.checkpoint_every > 0 || std::isfinite(a.checkpoint_seconds)) {
-    ck.every = int(std::min<long long>(a.checkpoint_every, std::numeric_limits<int>::max()));
-    ck.seconds = a.checkpoint_seconds;
-    ck.save = [&](const unmix::State<eT>& s) {
-      save_checkpoint(folder, key, s, saved, team);
-      saved = s.iteration;
-    };
-  }
+    std::printf("resuming from %s at iteration %d\n", folder.c_str(), resumed.iteration);
+  const bool checkpointing = a.checkpoint_every > 0 || std::isfinite(a.checkpoint_seconds);
+  ck.every = int(std::min<long long>(a.checkpoint_every, std::numeric_limits<int>::max()));
+  ck.seconds = a.checkpoint_seconds;
+  // Also without checkpoints asked for: the driver saves when a signal has
+  // stopped the run (it calls this at the end of every run).
+  ck.save = [&](const unmix::State<eT>& s) {
+    if (checkpointing || team.max(stop_signal) != 0) save_checkpoint(folder, key, s, team);
+  };
 
   unmix::Result<eT> res;
   st = guarded(fit_phase, [&] {
-    if (p.sparse)
-      res = unmix::nmf(unmix::data::Sparse<eT>(sparse), comm, p.m, p.n, p.k, p.opt, nullptr,
-                       nullptr, progress, ck);
-    else
-      res = unmix::nmf(unmix::data::Dense<eT>(dense), comm, p.m, p.n, p.k, p.opt, nullptr,
-                       nullptr, progress, ck);
+    try {
+      if (p.sparse)
+        res = unmix::nmf(unmix::data::Sparse<eT>(sparse), comm, p.m, p.n, p.k, p.opt, nullptr,
+                         nullptr, progress, ck);
+      else
+        res = unmix::nmf(unmix::data::Dense<eT>(dense), comm, p.m, p.n, p.k, p.opt, nullptr,
+                         nullptr, progress, ck);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(naming_checkpoint(e.what(), folder));
+    }
   });
   st = team.agree(st, lone_failure_timeout);
   if (!st.ok) return st.code;
   dense.reset();
   sparse.reset();
+  if (res.stop_reason == unmix::StopReason::callback) {
+    const int sig = team.max(stop_signal);
+    if (root) {
+      std::fprintf(stderr, "%s: interrupted by %s after iteration %d; its state is saved in '%s': "
+                           "run the same command with --resume to go on\n",
+                   prog, signal_name(sig), res.n_iter, folder.c_str());
+      std::fflush(stderr);
+    }
+    return signal_exit_code(sig);
+  }
 
   // Factors to rank 0, in scikit-learn's orientation: W (n_samples x k) and
   // H (k x n_features). Gathered rows come as F^T (k x rows).
@@ -200,7 +231,8 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
   st = guarded(output_phase, [&] {
     if (!root) return;
     const unmix::Stopwatch clock;
-    const std::string W_path = a.prefix + "_W.npy", H_path = a.prefix + "_H.npy";
+    const Outputs files = output_files(a.prefix);
+    const std::string &W_path = files.W, &H_path = files.H;
     io::write_npy(W_path, W);
     io::write_npy(H_path, H);
     const double write_seconds = clock.seconds();
@@ -273,16 +305,16 @@ int fit(const Args& a, const Problem& p, const Comm& comm, const Team& team,
         .add("words_per_rank_per_iteration", json_array(words))
         .add("outputs", outputs.str("  "));
     const std::string text = j.str() + "\n";
-    io::write_atomically(a.prefix + ".json", [&](std::ostream& out) { out << text; });
+    io::write_atomically(files.summary, [&](std::ostream& out) { out << text; });
 
     if (show) {
       std::printf("stopped after %d iteration%s (%s): relative error %.6e, %.3f s (init %.3f, "
                   "communication %.3f)\n",
                   res.n_iter, res.n_iter == 1 ? "" : "s", unmix::to_string(res.stop_reason),
                   res.rel_error.empty() ? 0.0 : res.rel_error.back(), mx[1], mx[2], mx[3]);
-      std::printf("wrote %s (%s), %s (%s), %s.json\n", W_path.c_str(),
+      std::printf("wrote %s (%s), %s (%s), %s\n", W_path.c_str(),
                   shape_text(W.n_rows, W.n_cols).c_str(), H_path.c_str(),
-                  shape_text(H.n_rows, H.n_cols).c_str(), a.prefix.c_str());
+                  shape_text(H.n_rows, H.n_cols).c_str(), files.summary.c_str());
       std::fflush(stdout);
     }
   });
@@ -305,9 +337,12 @@ std::string version_text() {
 int run(int argc, char** argv) {
   const unmix::Stopwatch wall;
   const Team team;
+  catch_stop_signals(team.size() > 1);
   Args a;
   Status st = guarded(input_phase, [&] { a = parse_args(argc, argv); });
   st = team.agree(st);
+  if (!st.ok) return st.code;
+  st = check_agreement(team, option_settings(a));
   if (!st.ok) return st.code;
   if (a.help || a.version) {
     if (team.root()) {
@@ -320,6 +355,13 @@ int run(int argc, char** argv) {
     return exit_ok;
   }
 
+  st = guarded(input_phase, [&] {
+    if (a.watchdog > 0 && team.size() > 1) Watchdog::check_supported();
+  });
+  st = team.agree(st);
+  if (!st.ok) return st.code;
+  const Watchdog watchdog(a.watchdog, team);
+
   Problem p;
   st = guarded(input_phase, [&] {
     p = describe(a, team.size());
@@ -327,6 +369,9 @@ int run(int argc, char** argv) {
   });
   st = team.agree(st);
   if (!st.ok) return st.code;
+  st = check_agreement(team, data_settings(p));
+  if (!st.ok) return st.code;
+  remove_leftovers(a.prefix, team);
 
 #ifdef UNMIX_HAS_MPI
   // One code path for any number of ranks: a single rank is a 1 x 1 grid.
@@ -347,9 +392,23 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace unmix_nmf;
+  hold_stop_signals();
 #ifdef UNMIX_HAS_MPI
-  MPI_Init(&argc, &argv);
-  // The communicator of a grid is freed inside run(), before MPI_Finalize.
+  // The watchdog's thread calls MPI while the main thread is in a
+  // collective. Only then is MPI_THREAD_MULTIPLE asked for: some transports
+  // are slower with it, or refuse it. The command line is read once more in
+  // run(), where its errors are reported.
+  const bool watched = [&] {
+    try {
+      return parse_args(argc, argv).watchdog > 0;
+    } catch (...) {
+      return false;
+    }
+  }();
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, watched ? MPI_THREAD_MULTIPLE : MPI_THREAD_SINGLE, &provided);
+  // The communicators of the grid and the watchdog are freed inside run(),
+  // before MPI_Finalize.
   const int code = run(argc, argv);
   MPI_Finalize();
   return code;

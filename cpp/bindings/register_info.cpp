@@ -1,4 +1,6 @@
 #include <dlfcn.h>
+#include <stdexcept>
+#include <string>
 #include <pybind11/stl.h>
 
 #include <unmix.hpp>
@@ -38,6 +40,14 @@ void register_info(py::module_& m) {
       return std::string();
     return std::string(info.dli_fname);
   }, "The file of the BLAS library the core calls.");
+  m.def("data_limit", [](const std::string& dtype) {
+    if (dtype == "float32") return data_limit<float>();
+    if (dtype == "float64") return data_limit<double>();
+    throw std::invalid_argument("unmix._core.data_limit: dtype must be 'float32' or 'float64', got '" +
+                                dtype + "'");
+  }, py::arg("dtype"),
+        "The largest magnitude of data of this dtype that a fit computes with; the smallest is its "
+        "inverse.");
   m.def("choose_grid", &comm::choose_grid, py::arg("p"), py::arg("m"), py::arg("n"),
         "The (pr, pc) process grid with the least communication for an m x n matrix M.");
 }

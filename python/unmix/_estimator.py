@@ -323,23 +323,36 @@ def _frobenius_residual(X: Any, W: np.ndarray, H: np.ndarray) -> float:
     """``||X - W @ H||_F`` computed directly, in blocks and with float64 sums.
 
     The core tracks the error as ``||X||^2 - 2<X, WH> + ||WH||^2``, which
-    is cheap but loses its digits when the fit is close (and, for float32
-    data, is off by up to a few percent). One extra pass at the end of the
+    is cheap but only good to rounding of ``||X||^2`` (in float32, a few
+    percent of a small error; the core sums the residual itself only within
+    a few hundred eps of an exact fit). One extra pass at the end of the
     fit, in blocks of about a million entries, gives the exact value without
-    an (n_samples, n_features) temporary.
+    an (n_samples, n_features) temporary, at any scale of X.
     """
     n, p = X.shape
-    total = 0.0
+    # The sum of squares as unit^2 * total, unit the largest |residual| so
+    # far (as BLAS's nrm2 does): the squares of data near 1e-200 underflow.
+    unit, total = 0.0, 0.0
+
+    def add(R: np.ndarray) -> None:
+        nonlocal unit, total
+        top = float(np.max(np.abs(R))) if R.size else 0.0
+        if top == 0.0:
+            return
+        if top > unit:
+            total *= (unit / top) ** 2
+            unit = top
+        S = R / unit
+        total += float(np.einsum("ij,ij->", S, S, dtype=np.float64))
+
     if sp.issparse(X) and X.format == "csc":
         step = max(1, (1 << 20) // max(n, 1))
         for j in range(0, p, step):
-            R = X[:, j:j + step].toarray() - W @ H[:, j:j + step]
-            total += float(np.einsum("ij,ij->", R, R, dtype=np.float64))
+            add(X[:, j:j + step].toarray() - W @ H[:, j:j + step])
     else:
         step = max(1, (1 << 20) // max(p, 1))
         for i in range(0, n, step):
             block = X[i:i + step]
             block = block.toarray() if sp.issparse(block) else block
-            R = block - W[i:i + step] @ H
-            total += float(np.einsum("ij,ij->", R, R, dtype=np.float64))
-    return float(np.sqrt(total))
+            add(block - W[i:i + step] @ H)
+    return unit * float(np.sqrt(total))

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import os
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from ._files import remove_stale_temporaries
 from ._validation import (
     INITS,
     LOSSES,
@@ -122,10 +126,17 @@ def nmf(
         they are, without a copy, in C or Fortran order; CSR and CSC matrices
         likewise. bool, integer and float16 data are converted to float64
         once (a copy); so are other sparse formats (to CSR), strided views
-        (to C order) and sparse matrices with duplicate entries.
+        (to C order) and sparse matrices with duplicate entries. Data whose
+        largest value lies outside the range the core computes with (5e-150
+        to 2e149 in float64, 3.6e-15 to 2.8e14 in float32) is fitted as X
+        times a power of two (a copy), exactly, and the factors and the
+        objective scaled back; with a penalty or a bound, which are in X's
+        units, it is refused with the factor to multiply X by.
     n_components : int
         Number of components k >= 1. The NNDSVD initializations need
-        ``k <= min(n_samples, n_features)``.
+        ``k <= min(n_samples, n_features)``; above that (X's largest
+        possible rank) the fit warns that the data cannot determine the
+        extra components.
     solver : {"bpp", "hals", "mu"}, optional
         ``"bpp"``: alternating NNLS solved exactly by block principal
         pivoting (Kim & Park 2011). ``"hals"``: hierarchical ALS, one column at
@@ -247,7 +258,8 @@ def nmf(
         job script can be rerun as it is), or the path of one. The problem
         (data, k, solver and every penalty and constraint) must be the same;
         ``max_iter``, ``tol`` and ``time_limit`` may change. The result is
-        that of the uninterrupted run.
+        that of the uninterrupted run; a checkpoint of a run that had ended
+        (killed before it returned) gives that run's result.
 
     n_threads : int, optional
         Threads of unmix's own kernels (the data products and the updates);
@@ -309,6 +321,9 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
     n_samples, n_features = M.shape
     k = check_int(n_components, "n_components", 1)
     loss = check_choice(o["loss"], "loss", LOSSES)
+    rescaled = _rescaled_fit(X, M, k, update_W, update_H, o)
+    if rescaled is not None:
+        return rescaled
     if solver is None:
         solver = "mu" if loss == "kl" else "bpp"
     solver = check_choice(solver, "solver", SOLVERS)
@@ -392,6 +407,12 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
 
     if o["n_threads"] is not None:
         options["threads"] = check_int(o["n_threads"], "n_threads", 1)
+    if update_W and update_H and k > min(n_samples, n_features):
+        warnings.warn(
+            f"n_components={k} is above min(n_samples, n_features) = {min(n_samples, n_features)}, "
+            "the most X's rank can be: the data do not determine the extra components (many "
+            "factorizations fit equally well), and some may die and be re-seeded",
+            UserWarning, stacklevel=3)
     with _Progress(callback, verbose, max_iter, solver) as progress:
         # Without a callback or a bar the core still checks for Ctrl-C.
         hook = progress if (callback is not None or verbose) else None
@@ -405,12 +426,78 @@ def _fit(X: Any, n_components: int, *, update_W: bool = True, update_H: bool = T
 
     # Back to scikit-learn's orientation (views, no copies).
     W_out, H_out = (out["H"], out["W"].T) if M.transposed else (out["W"], out["H"].T)
+    for iteration, what in out["events"]:
+        if ROSE_EVENT in what:  # the core's words (core/driver.hpp)
+            warnings.warn(f"nmf: {what} at iteration {iteration}: the result fits worse than its "
+                          "starting point (see result.events)", RuntimeWarning, stacklevel=3)
     return NMFResult(
         W=W_out, H=H_out, n_iter=out["n_iter"], objective=out["objective"],
         rel_error=out["rel_error"], converged=out["converged"],
         stop_reason=out["stop_reason"], data_norm=out["data_norm"], solver=solver,
         timings=out["timings"], events=out["events"], weights=weights,
     )
+
+
+#: The words of the core's event of a fit that ended above its starting objective.
+ROSE_EVENT = "above its starting value"
+
+#: The options whose meaning depends on the scale of X.
+_SCALED_OPTIONS = ("l1_W", "l1_H", "l2_W", "l2_H", "smooth_W", "smooth_H", "minvol_H",
+                   "bounds_W", "bounds_H")
+
+
+def _rescaled_fit(X: Any, M: Any, k: int, update_W: bool, update_H: bool,
+                  o: dict[str, Any]) -> Optional[NMFResult]:
+    """The fit of X times a power of two, brought back to X's units, when
+    X's largest value lies outside the range the core computes with
+    (``_core.data_limit``; the core refuses such data) and no option
+    depends on X's scale: then the rescaling is exact, the factors and the
+    objective scale back exactly and rel_error does not change. None
+    otherwise, when the fit goes ahead as it is (and the core explains a
+    range it cannot handle)."""
+    values = M.dense if M.dense is not None else M.sparse[2]
+    top = float(values.max()) if values.size else 0.0
+    limit = _core.data_limit(M.dtype.name)
+    if not (top > limit or 0 < top < 1 / limit) or not np.isfinite(top) or values.min() < 0:
+        return None
+    if any(o[name] is not None and (isinstance(o[name], str) or np.any(np.asarray(o[name]) != 0))
+           for name in _SCALED_OPTIONS):
+        return None
+    # X = 2^e X', W = 2^e_W W', H = 2^e_H H'; rows of W that sum to given
+    # values keep W's scale.
+    e = math.frexp(top)[1]
+    free_rows = isinstance(o["sum_to_one"], (bool, np.bool_)) and not o["sum_to_one"]
+    e_W = e // 2 if free_rows else 0
+    e_H = e - e_W
+    if sp.issparse(X):
+        X = X.astype(M.dtype)
+        X.data = np.ldexp(X.data, -e)
+    else:
+        X = np.ldexp(M.dense.T if M.transposed else M.dense, -e)
+
+    def scaled(F: Any, by: int) -> Any:
+        return None if F is None else np.ldexp(np.asarray(F), -by)
+
+    # The objective is 2-homogeneous in X (1-homogeneous for the KL loss);
+    # in X's units it may leave float64's range (then 0 or inf).
+    power = e if o["loss"] == "kl" else 2 * e
+
+    def in_units(objective: Any) -> Any:
+        with np.errstate(over="ignore", under="ignore"):
+            return np.ldexp(objective, power)
+
+    callback = o["callback"]
+    if callback is not None:
+        given = callback
+        callback = lambda info: given(info._replace(objective=float(in_units(info.objective))))  # noqa: E731
+    r = _fit(X, k, update_W=update_W, update_H=update_H, **{
+        **o, "W": scaled(o["W"], e_W), "H": scaled(o["H"], e_H),
+        "fixed_H": scaled(o["fixed_H"], e_H), "callback": callback})
+    return NMFResult(
+        W=np.ldexp(r.W, e_W), H=np.ldexp(r.H, e_H), n_iter=r.n_iter,
+        objective=in_units(r.objective), rel_error=r.rel_error, converged=r.converged,
+        stop_reason=r.stop_reason, data_norm=math.ldexp(r.data_norm, e), solver=r.solver,
+        timings=r.timings, events=r.events, weights=r.weights)
 
 
 _NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
@@ -535,6 +622,7 @@ def _checkpointing(o: dict[str, Any], options: dict[str, Any], M: Any, k: int,
                 raise ValueError("checkpoint_interval must be > 0 seconds, got 0")
         if every is None and interval is None:
             out["seconds"] = 60.0
+        remove_stale_temporaries(Path(path))
         out["save"] = lambda state: ck.save(path, state, fp, options["seed"])
     if resume_from is not None:
         out["resume"] = ck.load(resume_from, fp)

@@ -258,15 +258,18 @@ def block_step(n_cols: int, itemsize: int = 8) -> int:
     return max(1, BLOCK_BYTES // max(1, n_cols * itemsize))
 
 
-def check_data(X: Any, name: str) -> None:
+def check_data(X: Any, name: str, nonneg: bool = True) -> None:
     """Refuses data the core would refuse, in the core's words, before any
-    preprocessing touches it: NaN or infinity, negative values."""
+    preprocessing touches it: NaN or infinity, negative values (unless
+    ``nonneg`` is False)."""
     V = X.data if sp.issparse(X) else np.asarray(X)
     if V.size == 0:
         return
     bad = _count_nonfinite(V if V.ndim == 2 else V.reshape(1, -1))
     if bad:
         raise ValueError(f"{name} must be finite, got {bad} entries that are NaN or infinity")
+    if not nonneg:
+        return
     low = V.min()
     if low < 0:
         count = int(np.count_nonzero(V < 0))

@@ -4,8 +4,10 @@
 ``checkpoint_every`` iterations or ``checkpoint_interval`` seconds, and when
 the run stops for any reason (Ctrl-C included); ``resume=True`` continues
 from it. The file is replaced atomically, so a crash — even ``kill -9`` in
-the middle of a write — leaves the previous checkpoint whole. A resumed run
-gives the factors of the uninterrupted run, bit for bit on the same machine.
+the middle of a write — leaves the previous checkpoint whole (and the next
+run removes the temporary file it left). A resumed run gives the factors of
+the uninterrupted run, bit for bit on the same machine; resuming a run that
+had already ended (killed after its last checkpoint) returns its result.
 
 The file is an ``.npz`` of the core's state (its factors in the core's
 orientation, the objective history, the iteration) and a fingerprint of the

@@ -8,6 +8,10 @@
 Each command has its own --help. Progress bars go to stderr (--quiet hides
 them), a short summary to stdout. Bad input ends with one line
 "unmix CMD: error: ..." and exit code 2.
+
+OUT is replaced as a whole once the new result is complete: an error,
+Ctrl-C (exit code 130) or SIGTERM (143) leaves the previous one as it was.
+It must be a new or empty folder, or one that unmix wrote.
 """
 
 from __future__ import annotations
@@ -24,18 +28,21 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
+from . import _signals
+from ._output import OutputError, check as _output, publish
 from ._validation import INITS, SOLVERS
 
 #: Exit code for bad input (argparse's own).
 EXIT_USAGE = 2
-#: Exit code after Ctrl-C (128 + SIGINT).
+#: Exit code after Ctrl-C (128 + SIGINT); after SIGTERM it is 128 + 15.
 EXIT_INTERRUPTED = 130
 
 #: Exceptions that mean bad input (a file, an option, a value the library
 #: refuses) or a missing optional package: reported in one line, exit code 2.
 _USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 #: Exit code when the computation itself failed (RuntimeError from the core,
-#: MemoryError): one line too, but not a usage error.
+#: MemoryError) or its result could not be written: one line too, but not a
+#: usage error.
 EXIT_FAILED = 1
 
 def _weight(text: str) -> Any:
@@ -318,10 +325,14 @@ def _nmf_options(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def _read(args: argparse.Namespace) -> tuple[Any, list[str], dict[str, Any]]:
+def _read(args: argparse.Namespace,
+          nonneg: bool = True) -> tuple[Any, list[str], dict[str, Any]]:
     """The image of INPUT, cropped, binned, normalized and scaled as asked;
-    the steps done (for the summary); and what undoes the rescaling steps."""
+    the steps done (for the summary); and what undoes the rescaling steps.
+    The data as read must be finite, and non-negative with ``nonneg``."""
     from . import io
+    from ._validation import check_data
+    from .image import described
 
     path = Path(args.input)
     kwargs: dict[str, Any] = {"channel_axis": args.channel_axis}
@@ -334,6 +345,9 @@ def _read(args: argparse.Namespace) -> tuple[Any, list[str], dict[str, Any]]:
     if args.crop is not None:
         kwargs["crop"] = args.crop
     image = io.read(path, **kwargs)
+    # Named in the file's values: binning can hide a negative value, and
+    # normalizing changes the minimum the message would quote.
+    check_data(image.X, described(image), nonneg)
     steps = [f"crop {_format_crop(args.crop)}"] if args.crop is not None else []
     undo: dict[str, Any] = {}
     if args.bin is not None or args.normalize is not None or args.poisson_scale:
@@ -367,17 +381,14 @@ def _save_undo(out: Path, result: Any, undo: dict[str, Any]) -> list[Path]:
     """Files that map the factors of the preprocessed data back to the data
     as read: the per-pixel norms of --normalize, the factors of the original
     counts after --poisson-scale."""
-    import numpy as np
+    from .report import _write_npy
 
     written = []
     if "poisson" in undo:
         W, H = undo["poisson"].unscale(result.abundances, result.endmembers)
-        np.save(out / "W_unscaled.npy", W)
-        np.save(out / "H_unscaled.npy", H)
-        written += [out / "W_unscaled.npy", out / "H_unscaled.npy"]
+        written += [_write_npy(out / "W_unscaled.npy", W), _write_npy(out / "H_unscaled.npy", H)]
     if "pixel_norm" in undo:
-        np.save(out / "pixel_norm.npy", undo["pixel_norm"])
-        written.append(out / "pixel_norm.npy")
+        written.append(_write_npy(out / "pixel_norm.npy", undo["pixel_norm"]))
     return written
 
 
@@ -390,13 +401,6 @@ def _describe(image: Any) -> str:
     spatial = " x ".join(str(n) for n in image.spatial_shape)
     unit = f" ({image.channel_unit})" if getattr(image, "channel_unit", "") else ""
     return f"{spatial} pixels x {image.n_channels} channels{unit}, {image.data.dtype}"
-
-
-def _output(folder: str) -> Path:
-    out = Path(folder)
-    if out.exists() and not out.is_dir():
-        raise CommandError(f"the output {str(out)!r} exists and is not a folder")
-    return out
 
 
 def _check_input(args: argparse.Namespace) -> None:
@@ -419,8 +423,7 @@ def _wrap(items: Sequence[str], indent: str, width: int = 88) -> str:
     return "\n".join(lines)
 
 
-def _print_files(out: Path, files: Sequence[Any]) -> None:
-    names = sorted({str(Path(f).resolve().relative_to(out.resolve())) for f in files})
+def _print_files(out: Path, names: Sequence[str]) -> None:
     print(f"  wrote {len(names)} files to {out.resolve()}:")
     print(_wrap(names, "    "))
 
@@ -538,7 +541,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.close()
     seconds = time.perf_counter() - start
     out = _output(args.output)
-    files = list(result.save(out)) + _save_undo(out, result, undo)
+    files = publish(out, "run", lambda folder: [*result.save(folder),
+                                                *_save_undo(folder, result, undo)])
     fit = result.result
     params = result.params
     print(f"unmix run: {args.input}: {_describe(image)}")
@@ -628,7 +632,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
             progress.close()
     seconds = time.perf_counter() - start
     out = _output(args.output)
-    files = selection.save(out)
+    files = publish(out, "rank", selection.save)
     print(f"unmix rank: {args.input}: {_describe(image)}")
     if steps:
         print("  preprocessing: " + ", ".join(steps))
@@ -661,12 +665,12 @@ def cmd_pca(args: argparse.Namespace) -> int:
     from .workflow import pca
 
     _check_input(args)
-    image, steps, _ = _read(args)
+    image, steps, _ = _read(args, nonneg=False)
     start = time.perf_counter()
     result = pca(image, n_components=args.k)
     seconds = time.perf_counter() - start
     out = _output(args.output)
-    files = result.save(out)
+    files = publish(out, "pca", result.save)
     print(f"unmix pca: {args.input}: {_describe(image)}")
     if steps:
         print("  preprocessing: " + ", ".join(steps))
@@ -700,6 +704,18 @@ def _demo_scores(data: Any, result: Any) -> dict[str, Any]:
             "zero_abundances": float(np.mean(A <= 0)),
             "n_iter": int(result.result.n_iter), "stop_reason": result.result.stop_reason,
             "rel_error": result.rel_error}
+
+
+def _write_demo(folder: Path, summary: dict[str, Any], principal: Any, result: Any,
+                start: float) -> list[Path]:
+    """The demo's reports, and its summary with the files and the time."""
+    from .report import _write_bytes
+
+    files = [*principal.save(folder / "pca"), *result.save(folder / "nmf")]
+    summary["files"] = sorted([str(f.relative_to(folder)) for f in files] + ["summary.json"])
+    summary["seconds"] = time.perf_counter() - start
+    text = json.dumps(summary, indent=2) + "\n"
+    return [*files, _write_bytes(folder / "summary.json", text.encode())]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -737,36 +753,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         nmf_seconds = time.perf_counter() - t
         steps.done()
 
+        ratio = [float(r) for r in principal.explained_variance_ratio]
+        scores = _demo_scores(data, result)
+        baseline = _demo_scores(data, plain)
+        summary = {
+            "version": __version__,
+            "data": {"generator": "unmix.datasets.tof_sims_like", "seed": args.seed,
+                     "spatial_shape": list(image.spatial_shape), "n_channels": image.n_channels,
+                     "n_components_true": int(data.endmembers.shape[0]),
+                     "counts_per_pixel": data.scale},
+            "pca": {"folder": "pca", "explained_variance_ratio": ratio,
+                    "negative_fraction": float(np.mean(principal.components < 0))},
+            "nmf": {"folder": "nmf", "n_components": args.k, "n_init": args.n_init,
+                    "seed": args.seed, "solver": result.params["solver"],
+                    "max_iter": result.params["max_iter"], "model": result.params["model"],
+                    "noise": result.params["noise"], "fractions": result.params["fractions"],
+                    "seconds": nmf_seconds},
+            "scores": scores,
+            "unconstrained": baseline,
+        }
         steps.start("reports")
-        files = list(principal.save(out / "pca")) + list(result.save(out / "nmf"))
+        publish(out, "demo", lambda folder: _write_demo(folder, summary, principal, result, total))
         steps.done()
     finally:
         steps.close()
-
-    ratio = [float(r) for r in principal.explained_variance_ratio]
-    scores = _demo_scores(data, result)
-    baseline = _demo_scores(data, plain)
-    seconds = time.perf_counter() - total
-    summary = {
-        "version": __version__,
-        "data": {"generator": "unmix.datasets.tof_sims_like", "seed": args.seed,
-                 "spatial_shape": list(image.spatial_shape), "n_channels": image.n_channels,
-                 "n_components_true": int(data.endmembers.shape[0]),
-                 "counts_per_pixel": data.scale},
-        "pca": {"folder": "pca", "explained_variance_ratio": ratio,
-                "negative_fraction": float(np.mean(principal.components < 0))},
-        "nmf": {"folder": "nmf", "n_components": args.k, "n_init": args.n_init,
-                "seed": args.seed, "solver": result.params["solver"],
-                "max_iter": result.params["max_iter"], "model": result.params["model"],
-                "noise": result.params["noise"], "fractions": result.params["fractions"],
-                "seconds": nmf_seconds},
-        "scores": scores,
-        "unconstrained": baseline,
-        "files": sorted(str(Path(f).resolve().relative_to(out.resolve())) for f in files)
-                 + ["summary.json"],
-        "seconds": seconds,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     def scored(s: dict[str, Any]) -> str:
         return (f"spectral angle {s['mean_spectral_angle_deg']:.2f} deg (worst "
@@ -788,7 +798,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"    vs the truth: {scored(scores)}")
     print(f"    plain NMF:    {scored(baseline)}")
     print(f"  wrote {out.resolve()}/: nmf/report.html, pca/pca_report.html, summary.json "
-          f"({seconds:.0f} s in all)")
+          f"({summary['seconds']:.0f} s in all)")
     return 0
 
 
@@ -883,19 +893,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # reported by the subcommand, whose --help lists its options
-        args.subparsers[args.command].error("unrecognized arguments: " + " ".join(extra))
-    prog = f"unmix {args.command}"
+    """Runs a command line and returns its exit code: 130 after Ctrl-C, 143
+    after SIGTERM, whenever it comes. Called without ``argv`` (as the
+    program itself) it returns with both signals ignored, as Python, while
+    it shuts down, would let a late one end the process by the signal."""
+    prog = "unmix"
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the subcommand, whose --help lists its options
+            args.subparsers[args.command].error("unrecognized arguments: " + " ".join(extra))
+        prog = f"unmix {args.command}"
+        _signals.catch()
+        code = _run(args, prog)
+    except KeyboardInterrupt as err:  # and SIGTERM
+        _signals.hold()
+        signum = _signals.signal_of(err)
+        print(f"{prog}: {_signals.what(signum)}" + (f": {err}" if str(err) else ""),
+              file=sys.stderr)
+        code = 128 + signum
+    try:
+        late = _signals.release(ignore=argv is None)
+    except KeyboardInterrupt as err:  # came just now, while none was held
+        late = _signals.signal_of(err)
+        _signals.release(ignore=argv is None)
+    if late and code < 128:
+        print(f"{prog}: {_signals.what(late)}" + (
+            " after the command had finished: its output is complete" if code == 0 else ""),
+            file=sys.stderr)
+        code = 128 + late
+    return code
+
+
+def _run(args: argparse.Namespace, prog: str) -> int:
     try:
         return int(args.run(args))
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except CommandError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputError as err:
+        if os.environ.get("UNMIX_DEBUG"):
+            raise
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except _USER_ERRORS as err:
         if os.environ.get("UNMIX_DEBUG"):
             raise

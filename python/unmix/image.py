@@ -95,3 +95,15 @@ class SpectralImage:
         unit = f" [{self.channel_unit}]" if self.channel_unit else ""
         return (f"SpectralImage({self.name!r}, spatial {self.spatial_shape}, "
                 f"{self.n_channels} channels{unit}, {self.data.dtype})")
+
+
+def described(image: SpectralImage, what: str = "image") -> str:
+    """``what``, and the file (and the dataset in it) that :func:`unmix.io.read`
+    read the image from, for messages: "image read from 'scan.h5' (dataset
+    '/data/cube')"."""
+    source = image.metadata.get("source")
+    if not source:
+        return what
+    dataset = image.metadata.get("dataset")
+    return f"{what} read from {str(source)!r}" + (f" (dataset {dataset!r})" if dataset is not None
+                                                 else "")

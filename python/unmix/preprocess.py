@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import block_step, check_choice, check_int, matrix
-from .image import SpectralImage
+from .image import SpectralImage, described
 
 __all__ = [
     "AUTO_SMOOTH_W",
@@ -463,8 +463,8 @@ def poisson_scale(image: SpectralImage) -> tuple[SpectralImage, PoissonScaling]:
     image = _check_image(image)
     X = _matrix(image)
     if X.size and X.min() < 0:
-        raise ValueError("image data must be non-negative counts for Poisson scaling, got a "
-                         f"minimum of {X.min()}")
+        raise ValueError(f"{described(image)} must hold non-negative counts for Poisson scaling, "
+                         f"got a minimum of {X.min()}")
     n, p = X.shape
     g = X.sum(axis=1, dtype=np.float64) / p
     h = X.sum(axis=0, dtype=np.float64) / n

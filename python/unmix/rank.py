@@ -17,8 +17,8 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ._validation import check_int
-from .image import SpectralImage
+from ._validation import check_data, check_int
+from .image import SpectralImage, described
 from .metrics import spectral_angles
 from .noise import NoiseModel, choose
 from .preprocess import PoissonScaling, poisson_scale
@@ -502,6 +502,9 @@ def select_rank(
     """
     img = _as_image(image)
     X = _pixels(img)
+    # Named before the spectrum test, which would fail on NaN in LAPACK's
+    # words (negative values are named with the noise model, or by unmix).
+    check_data(X, described(img), nonneg=False)
     n, p = X.shape
     ks_arr = _check_ks(ks, min(n, p))
     n_init = check_int(n_init, "n_init", 1)

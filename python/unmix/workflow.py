@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import os
 from dataclasses import dataclass, field
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
 from ._nmf import H_OPTIONS, NMFResult, nmf
 from ._validation import block_step, check_choice, check_data, check_int
-from .image import SpectralImage
+from .image import SpectralImage, described
 from .noise import choose as choose_noise
 
 __all__ = ["PCAResult", "RankSelection", "Restart", "Unmixing", "pca", "select_rank", "unmix"]
@@ -368,7 +370,12 @@ def unmix(
     endmembers by the inverse map leaves ``W H`` unchanged and lowers the
     smoothness term, so a joint fit drifts that way (see the Notes of
     :func:`unmix.nmf`). ``checkpoint`` and ``resume`` are refused with the
-    two-step fit; run its steps with :func:`unmix.nmf` instead.
+    two-step fit; run its steps with :func:`unmix.nmf` instead. Otherwise
+    every fit has its own checkpoint file: the first the one given
+    (``run.npz``), the others beside it (``run.start2.npz`` for the second
+    restart, ``run.refit1.npz`` after a dead component, ``run.strict.npz``
+    for the strict refinement), so that ``resume=True`` continues each from
+    its own state, and gives the result of a run killed before it returned.
 
     A component present nowhere (largest fraction below 1 %) after an
     automatic minimum-volume weight is fitted again with a tenth of the
@@ -404,7 +411,7 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
 
     n_init = check_int(n_init, "n_init", 1)
     # Bad data are named before any weighting touches them.
-    check_data(X, "X" if caller == "NMF" else "image")
+    check_data(X, "X" if caller == "NMF" else described(img))
     given = dict(nmf_options)
     model = _model(given.pop("sum_to_one", "scaled"))
     _check_nmf_options(given, caller)
@@ -468,13 +475,15 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
         given.get("W") is not None and given.get("H") is not None)
     events: list[str] = []
 
-    def fit(options: dict[str, Any]) -> tuple[NMFResult, int, list[Restart], list[np.ndarray]]:
+    def fit(options: dict[str, Any], refit: int = 0
+            ) -> tuple[NMFResult, int, list[Restart], list[np.ndarray]]:
         best: Optional[NMFResult] = None
         best_index = 0
         restarts: list[Restart] = []
         Hs: list[np.ndarray] = []
         for i, seed in enumerate(seeds):
-            run = dict(options)
+            run = _own_checkpoint(options, *([f"refit{refit}"] if refit else []),
+                                  *([f"start{i + 1}"] if i else []))
             if i > 0 and not user_init:
                 run["init"] = "vca"
             result = nmf(prep.M, k, random_state=seed, **run)
@@ -493,14 +502,14 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
     out = _express(best, prep, fitted_as, normalize)
     dead = fractions.dead_components(out[0]) if fraction_model else []
     weight = weights.get("minvol_H", 0.0)
-    for factor in (0.1, 0.0):
+    for refit, factor in enumerate((0.1, 0.0), 1):
         if not dead or weight <= 0:
             break
         events.append(f"component(s) {[d + 1 for d in dead]} present nowhere with the minimum-"
                       f"volume weight {weight:.4g}: fitted again with {factor:g} times it")
         weight = weights["minvol_H"] * factor
         step1["minvol_H"] = weight
-        best, best_index, restarts, Hs = fit(step1)
+        best, best_index, restarts, Hs = fit(step1, refit)
         out = _express(best, prep, fitted_as, normalize)
         dead = fractions.dead_components(out[0])
         weights["minvol_H"] = weight
@@ -595,7 +604,7 @@ def _refine_strict(X: np.ndarray, k: int, prep: Any, out: tuple, noise_model: st
 
     fractions_, endmembers, _, _, _, chi2 = out
     strict = fractions.prepare(X, noise_model, k, scaled=False)
-    run = {name: value for name, value in options.items()
+    run = {name: value for name, value in _own_checkpoint(options, "strict").items()
            if name not in ("W", "H", "init", *(H_OPTIONS if hold_H else ()))}
     run["sum_to_one"] = strict.targets
     W0 = np.ascontiguousarray(fractions_ * strict.rows[:, None], dtype=strict.M.dtype)
@@ -610,6 +619,18 @@ def _refine_strict(X: np.ndarray, k: int, prep: Any, out: tuple, noise_model: st
     result = nmf(strict.M, k, init="custom", W=W0, H=H0, random_state=seed, **run)
     expressed = _express(result, strict, "strict", None)
     return result, strict, (*expressed[:4], "material", chi2)
+
+
+def _own_checkpoint(options: dict[str, Any], *tags: str) -> dict[str, Any]:
+    """The options of one fit of several, with its own checkpoint file (and
+    resume file) beside the one given, ``STEM.TAG.TAG.SUFFIX``; the first
+    fit keeps the name given. Each fit then resumes from its own state."""
+    out = dict(options)
+    for name in ("checkpoint", "resume") if tags else ():
+        if isinstance(options.get(name), (str, os.PathLike)):
+            path = Path(options[name])
+            out[name] = path.with_name(".".join([path.stem, *tags]) + path.suffix)
+    return out
 
 
 def _express(result: NMFResult, prep: Any, model: str, normalize: Optional[str]
@@ -814,6 +835,7 @@ def pca(image: Any, n_components: Optional[int] = None, *, method: str = "auto")
     img = _as_image(image)
     method = check_choice(method, "method", PCA_METHODS)
     X = _pixels(img)
+    check_data(X, described(img), nonneg=False)  # else LAPACK's "did not converge"
     n, p = X.shape
     kmax = min(n, p)
     k = kmax if n_components is None else check_int(n_components, "n_components", 1, kmax)

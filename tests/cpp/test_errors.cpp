@@ -46,3 +46,20 @@ TEST_CASE("bad starting factors name the factor and the expected shape", "[error
   o.W.fixed = o.H.fixed = true;
   REQUIRE_THROWS_WITH(unmix::nmf(M, W, arma::mat(10, 3, arma::fill::randu), o), Contains("not both"));
 }
+
+// Beyond these, squares and products under- or overflow: the fit came back
+// with W = H = 0 and a reported error of 0 (1e-200 in float64, 1e-38 in
+// float32), or an error of 0.49 for a true 0.45 (1e18 in float32).
+TEST_CASE("data too small or too large to compute with is refused by name, with the fix", "[errors]") {
+  const arma::mat M(20, 10, arma::fill::randu);
+  unmix::Options o;
+  REQUIRE_THROWS_WITH(unmix::nmf(arma::mat(M * 1e-200), 2, o),
+                      Contains("the largest value of M must be between 4.9e-150 and 2e+149 in float64, got") &&
+                          Contains("multiply M by a power of ten such as 1e+200"));
+  REQUIRE_THROWS_WITH(unmix::nmf(arma::mat(M * 1e160), 2, o), Contains("such as 1e-160"));
+  const arma::fmat F = arma::conv_to<arma::fmat>::from(M);
+  REQUIRE_THROWS_WITH(unmix::nmf(arma::fmat(F * 1e-20f), 2, o),
+                      Contains("between 3.6e-15 and 2.8e+14 in float32") && Contains("or use float64"));
+  REQUIRE_THROWS_WITH(unmix::nmf(arma::fmat(F * 1e18f), 2, o), Contains("such as 1e-18"));
+  REQUIRE_NOTHROW(unmix::nmf(arma::mat(M * 1e-140), 2, o));
+}

@@ -3,7 +3,9 @@
 // that breaks down stops the run that iteration with the likely cause.
 #include <catch2/catch.hpp>
 #include <unmix.hpp>
+#include <unmix/regularize/grid_graph.hpp>
 
+#include <memory>
 #include <vector>
 
 #include "helpers.hpp"
@@ -85,7 +87,44 @@ TEMPLATE_TEST_CASE("a resumed run gives the factors of the uninterrupted one", "
     REQUIRE(arma::approx_equal(resumed.H, whole.H, "absdiff", 0));
     for (std::size_t i = 0; i < whole.objective.size(); ++i)
       REQUIRE(resumed.objective[i] == whole.objective[i]);
+
+    // From the last iteration's state (killed before the caller kept the
+    // result): nothing left to run, the same result.
+    again.resume = &saved.back();
+    const auto ended = unmix::nmf(M, 4, c.opt, {}, again);
+    REQUIRE(ended.n_iter == 30);
+    REQUIRE(ended.stop_reason == whole.stop_reason);
+    REQUIRE(arma::approx_equal(ended.W, whole.W, "absdiff", 0));
+    REQUIRE(arma::approx_equal(ended.H, whole.H, "absdiff", 0));
   }
+}
+
+TEST_CASE("a converged run resumed from its last state stops there", "[faults]") {
+  // The graph term makes the end of the run rescale the factors, which the
+  // saved state does not hold yet.
+  const arma::mat M = test::noisy(test::low_rank<double>(60, 40, 4, 8), 0.05, 9);
+  unmix::Options o;
+  o.tol = 1e-4;
+  o.W.graph = std::make_shared<const arma::sp_mat>(unmix::regularize::grid_graph(6, 10));
+  o.W.smooth = 0.1;
+  std::vector<unmix::State<double>> saved;
+  unmix::Checkpointing<double> ck;
+  ck.every = 1;
+  ck.save = [&](const unmix::State<double>& s) { saved.push_back(s); };
+  const auto whole = unmix::nmf(M, 4, o, {}, ck);
+  REQUIRE(whole.stop_reason == unmix::StopReason::tol);
+  REQUIRE(whole.n_iter < o.max_iter);
+  unmix::Checkpointing<double> again;
+  again.resume = &saved.back();
+  const auto ended = unmix::nmf(M, 4, o, {}, again);
+  REQUIRE(ended.n_iter == whole.n_iter);
+  REQUIRE(ended.converged);
+  REQUIRE(arma::approx_equal(ended.W, whole.W, "absdiff", 0));
+  REQUIRE(arma::approx_equal(ended.H, whole.H, "absdiff", 0));
+  // A tighter tolerance goes on from there.
+  o.tol = 0;
+  o.max_iter = whole.n_iter + 2;
+  REQUIRE(unmix::nmf(M, 4, o, {}, again).n_iter == whole.n_iter + 2);
 }
 
 TEST_CASE("resuming checks the state against the problem", "[faults]") {
@@ -101,8 +140,8 @@ TEST_CASE("resuming checks the state against the problem", "[faults]") {
   unmix::Checkpointing<double> again;
   again.resume = &saved[0];
   REQUIRE_THROWS_WITH(unmix::nmf(M, 4, o, {}, again), Catch::Contains("(another problem, k or process grid)"));
-  o.max_iter = 5;
-  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o, {}, again), Catch::Contains("max_iter must be > the 5 iterations"));
+  o.max_iter = 4;
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o, {}, again), Catch::Contains("max_iter must be >= the 5 iterations"));
   o.max_iter = 10;
   const arma::mat other = 2 * M;
   REQUIRE_THROWS_WITH(unmix::nmf(other, 3, o, {}, again), Catch::Contains("comes from other data"));
@@ -163,14 +202,15 @@ TEST_CASE("a component removed by the penalties stays removed, recorded", "[faul
   REQUIRE(arma::norm(r.W) == 0);
 }
 
-TEST_CASE("a factor that overflows stops the run with the cause", "[faults]") {
-  // float32 products of data near 1e30 overflow; double handles it.
+TEST_CASE("data whose products would overflow is refused before the run, with the cause", "[faults]") {
+  // float32 products of data near 1e30 overflow (the run ended at a NaN
+  // factor); double handles it.
   const arma::fmat M = arma::conv_to<arma::fmat>::from(1e30 * test::low_rank<double>(30, 20, 3, 9));
   unmix::Options o;
   o.init = unmix::Init::random;
-  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o),
-                      Catch::Contains("became NaN or infinite at iteration 1") &&
-                          Catch::Contains("too large for float32 products: rescale the data or use float64"));
+  REQUIRE_THROWS_WITH(unmix::nmf(M, 3, o), Catch::Contains("the largest value of M must be between") &&
+                                               Catch::Contains("such as 1e-30") &&
+                                               Catch::Contains("or use float64"));
   const arma::mat Md = arma::conv_to<arma::mat>::from(M);
   REQUIRE(unmix::nmf(Md, 3, o).rel_error.back() < 1e-3);
 }

@@ -70,21 +70,23 @@ TEST_CASE("BPP NNLS equals the exhaustive solution", "[nnls]") {
 }
 
 // Degenerate problems as alternating NMF meets them: a factor with duplicate,
-// proportional or zero columns makes G singular; empty rows of the data give
-// zero right-hand sides.
+// proportional or zero columns makes G singular, and so does one with more
+// columns than rows (more components than channels; here G of rank 2);
+// empty rows of the data give zero right-hand sides.
 TEMPLATE_TEST_CASE("BPP NNLS reaches the exhaustive minimum on degenerate problems, plain and on "
                    "the simplex", "[nnls]", double, float) {
   using eT = TestType;
   arma::arma_rng::set_seed(8);
-  for (int trial = 0; trial < 48; ++trial) {
+  for (int trial = 0; trial < 60; ++trial) {
     const arma::uword k = 2 + trial % 5, N = 30;
-    const int degeneracy = trial / 6 % 4;
-    const bool simplex = trial / 24 % 2;
+    const int degeneracy = trial / 6 % 5;
+    const bool simplex = trial / 30 % 2;
     INFO("trial " << trial << ", k = " << k << ", degeneracy " << degeneracy << ", simplex " << simplex);
     arma::mat C(3 * k, k, arma::fill::randu);
     if (degeneracy == 1) C.col(k - 1) = C.col(0);
     if (degeneracy == 2) C.col(k - 1) = 2.5 * C.col(0);
     if (degeneracy == 3) C.col(k - 1).zeros();
+    if (degeneracy == 4) C = arma::randu<arma::mat>(3 * k, 2) * arma::randu<arma::mat>(2, k);
     arma::mat R = arma::mat(N, 3 * k, arma::fill::randn) * C;
     R.rows(0, 4).zeros();
     // Warm starts: random with zeros, all zeros, and a row's exact answer.
@@ -175,4 +177,40 @@ TEST_CASE("BPP NNLS handles a singular Gram matrix", "[nnls]") {
   CHECK(std::abs(X(0, 0) + X(0, 1) - 2.0) < 1e-12);
   CHECK(X(1, 0) == 0.0);
   CHECK(X(1, 1) == 0.0);
+}
+
+// G of rank far below k, as alternating NMF meets it with more components
+// than the data has channels (G = H H^T with H of k x 16): the pivoting
+// alone went through singular passive blocks, accepted some whose pivots
+// were rounding, hit its round cap and returned rows above 1e3 whose
+// objective was worse than the warm start's.
+TEMPLATE_TEST_CASE("BPP NNLS is exact and never worse than its warm start when G's rank is below k",
+                   "[nnls]", double, float) {
+  using eT = TestType;
+  arma::arma_rng::set_seed(12);
+  const arma::uword k = 100, channels = 16, N = 400;
+  const arma::mat C(k, channels, arma::fill::randu), D(N, channels, arma::fill::randu);
+  const arma::Mat<eT> G = arma::conv_to<arma::Mat<eT>>::from(C * C.t());
+  const arma::Mat<eT> R = arma::conv_to<arma::Mat<eT>>::from(D * C.t());
+  const arma::Mat<eT> X0 = arma::conv_to<arma::Mat<eT>>::from(0.1 * arma::randu<arma::mat>(N, k));
+  arma::Mat<eT> X = X0;
+  unmix::rules::BlockPivotingNNLS<eT> nnls;
+  nnls.solve(G, R, X);
+  const arma::mat g = arma::conv_to<arma::mat>::from(G), r = arma::conv_to<arma::mat>::from(R),
+                  x = arma::conv_to<arma::mat>::from(X), x0 = arma::conv_to<arma::mat>::from(X0);
+  const double tol = 10 * test::Tol<eT>::rel * arma::abs(r).max();
+  const arma::mat Y = x * g - r;
+  REQUIRE(x.min() >= 0.0);
+  REQUIRE(Y.min() >= -tol);
+  REQUIRE(arma::abs(x % Y).max() <= tol * std::max(1.0, x.max()));
+  for (arma::uword c = 0; c < N; ++c) {
+    INFO("row " << c);
+    REQUIRE(objective(g, r.row(c).t(), x.row(c).t()) <= objective(g, r.row(c).t(), x0.row(c).t()));
+  }
+  // Each row as if it were alone, as a distributed run needs.
+  for (arma::uword c = 0; c < N; c += 37) {
+    arma::Mat<eT> one = X0.row(c);
+    nnls.solve(G, R.row(c), one);
+    REQUIRE(arma::all(arma::vectorise(one == X.row(c))));
+  }
 }

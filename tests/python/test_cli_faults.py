@@ -3,6 +3,7 @@ in the middle of a run, and one rank failing alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -48,8 +49,57 @@ def test_resume_refuses_another_problem(tmp_path):
     assert res.returncode == 2 and "the checkpoint is from another problem" in res.stderr
     res = run([*GEN, "--max-iter", "9", "--resume", "-o", str(tmp_path / "none")])
     assert res.returncode == 2 and "--resume: no checkpoint" in res.stderr
-    res = run([*GEN, "--max-iter", "5", "--resume", "-o", out])
-    assert res.returncode == 2 and "max_iter must be > the 5 iterations" in res.stderr
+    res = run([*GEN, "--max-iter", "4", "--resume", "-o", out])
+    assert res.returncode == 2, res.stderr
+    assert f"--resume: the checkpoint '{out}.ckpt' holds 5 iterations, more than --max-iter 4" \
+        in res.stderr
+
+
+@pytest.mark.parametrize("stop", ["max_iter", "tol"])
+def test_a_run_killed_before_writing_its_outputs_resumes_to_them(tmp_path, stop):
+    """The last checkpoint was saved, the outputs were not: --resume with the
+    same command writes the uninterrupted run's outputs instead of refusing
+    (max_iter) or going on past where the run stopped (tol)."""
+    args = [*GEN, "--max-iter", "12"] if stop == "max_iter" else \
+        [*GEN[:4], "--tol", "1e-3", *GEN[6:], "--max-iter", "500"]
+    out = tmp_path / "run"
+    cmd = [*args, "--checkpoint-every", "1", "-o", str(out)]
+    check_ok(run(cmd))
+    whole = {f: np.load(f"{out}_{f}.npy") for f in ("W", "H")}
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["stop_reason"] == stop
+    for f in ("run_W.npy", "run_H.npy", "run.json"):
+        (tmp_path / f).unlink()
+    if stop == "max_iter":  # killed before the run noted why it stopped
+        state = tmp_path / "run.ckpt" / "state"
+        state.write_text("".join(line for line in state.read_text().splitlines(keepends=True)
+                                 if not line.startswith("stopped")))
+    check_ok(run([*cmd, "--resume"]))
+    for f in ("W", "H"):
+        np.testing.assert_array_equal(np.load(f"{out}_{f}.npy"), whole[f])
+    resumed = json.loads((tmp_path / "run.json").read_text())
+    for key in ("n_iter", "converged", "stop_reason", "objective", "rel_error"):
+        assert resumed[key] == summary[key], key
+
+
+def test_errors_name_the_file_they_come_from(tmp_path):
+    E = np.ones((1, 300))
+    E[0, 7] = -2
+    np.save(tmp_path / "E.npy", E)
+    res = run([*GEN, "--max-iter", "5", "--fixed-H", str(tmp_path / "E.npy"), "-o", str(tmp_path / "f")])
+    assert res.returncode == 2
+    assert f"Negative values in data passed to --fixed-H '{tmp_path / 'E.npy'}': it must be " \
+           "non-negative, got 1 negative entries (minimum -2.000000)" in res.stderr
+    # The file changed between the run and its resumption: same problem,
+    # other data, found once the data is read.
+    X = tmp_path / "X.npy"
+    np.save(X, np.random.default_rng(0).random((40, 30)))
+    args = [str(X), "-k", "3", "--quiet", "-o", str(tmp_path / "r")]
+    check_ok(run([*args, "--max-iter", "5", "--checkpoint-every", "5"]))
+    np.save(X, 2 * np.load(X))
+    res = run([*args, "--max-iter", "9", "--resume"])
+    assert res.returncode == 2
+    assert f"the checkpoint '{tmp_path / 'r.ckpt'}' comes from other data" in res.stderr
 
 
 def _kill_every_process_naming(marker: str) -> None:

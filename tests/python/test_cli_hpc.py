@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -81,9 +83,9 @@ needs_mpi = pytest.mark.skipif(
     MPIRUN is None, reason="mpirun not found, or unmix-nmf was built without MPI")
 
 
-def run(args: Sequence[str], *, mpi: bool = False, report_ranks: bool = False,
-        cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
-    """Runs unmix-nmf (under mpirun with RANKS ranks when mpi is true). With
+def start(args: Sequence[str], *, mpi: bool = False, report_ranks: bool = False,
+          cwd: Optional[Path] = None) -> subprocess.Popen:
+    """Starts unmix-nmf (under mpirun with RANKS ranks when mpi is true). With
     report_ranks every rank prints 'exit-code N' to stderr when it ends, so
     a test can see the status of each rank, not only mpirun's."""
     cmd: list[str] = [EXE, *args]  # type: ignore[list-item]
@@ -92,15 +94,64 @@ def run(args: Sequence[str], *, mpi: bool = False, report_ranks: bool = False,
     if mpi:
         assert MPIRUN is not None
         cmd = [*MPIRUN, *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, cwd=cwd, start_new_session=True)
+    # A shell without job control starts its children with SIGINT ignored,
+    # and a program keeps it so; the tests that send SIGINT need it back.
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, cwd=cwd, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def finish(proc: subprocess.Popen, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     try:
-        out, err = proc.communicate(timeout=TIMEOUT)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # mpirun and every rank
         proc.communicate()
-        pytest.fail(f"unmix-nmf did not finish within {TIMEOUT} s: {' '.join(cmd)}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        pytest.fail(f"unmix-nmf did not finish within {timeout} s: {' '.join(proc.args)}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run(args: Sequence[str], *, mpi: bool = False, report_ranks: bool = False,
+        cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    """Runs unmix-nmf to its end; see start()."""
+    return finish(start(args, mpi=mpi, report_ranks=report_ranks, cwd=cwd))
+
+
+def wait_for_progress(proc: subprocess.Popen, timeout: float = TIMEOUT) -> int:
+    """Reads the progress lines of a running unmix-nmf until one shows an
+    iteration; returns that iteration. The rest stays for communicate()."""
+    fd = proc.stdout.fileno()  # type: ignore[union-attr]
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while not (m := re.search(rb"^ *(\d+)  \d\.\d+e[-+]\d+ ", seen, re.M)):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 1 << 16) if ready else b""
+        if not chunk:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            pytest.fail(f"no progress line from {' '.join(proc.args)}:\n{seen.decode()}{err}")
+        seen += chunk
+    return int(m.group(1))
+
+
+def pid_of_rank(rank: int, marker: str) -> int:
+    """The process of unmix-nmf's MPI rank `rank` among those whose command
+    line holds `marker`."""
+    exe = os.path.realpath(EXE)  # type: ignore[arg-type]
+    wanted = f"OMPI_COMM_WORLD_RANK={rank}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.path.realpath(f"/proc/{pid}/exe") != exe:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() not in f.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if wanted in f.read().split(b"\0"):
+                    return int(pid)
+        except OSError:
+            pass
+    raise AssertionError(f"no rank {rank} running with {marker!r}")
 
 
 def check_ok(res: subprocess.CompletedProcess) -> None:
@@ -372,7 +423,8 @@ def test_help_and_version():
     for option in ["--input", "--generate", "--density", "--rank", "--noise", "-k", "--solver",
                    "--init", "--max-iter", "--tol", "--time-limit", "--seed", "--l1-W", "--l1-H",
                    "--l2-W", "--l2-H", "--grid", "--dtype", "--output", "--quiet", "--help",
-                   "--version", "--threads", "bpp", "hals", "mu", "nndsvda", "random"]:
+                   "--version", "--threads", "--checkpoint-every", "--resume", "--watchdog",
+                   "SIGTERM", "bpp", "hals", "mu", "nndsvda", "random"]:
         assert option in res.stdout, option
     version = run(["--version"])
     check_ok(version)
@@ -481,3 +533,16 @@ def test_graph_minvol_fixed_and_admm_flags_match_python(tmp_path, mpi):
     res = run([str(tmp_path / "X.npy"), "-k", "3", "--graph-W", "grid:6x9", "--smooth-W", "1",
                "-o", str(tmp_path / "e")])
     assert res.returncode == 2 and "has 54 pixels, but the data has 60 samples" in res.stderr
+
+
+@pytest.mark.parametrize("mpi", [False, pytest.param(True, marks=needs_mpi)], ids=["serial", "mpi"])
+def test_more_components_than_channels_warns_once(tmp_path, mpi):
+    # k above min(n_samples, n_features) ran without a word (and BPP diverged).
+    np.save(tmp_path / "X.npy", np.random.default_rng(0).random((40, 6)))
+    res = run([str(tmp_path / "X.npy"), "-k", "10", "--init", "random", "--max-iter", "5",
+               "--quiet", "-o", str(tmp_path / "r")], mpi=mpi)
+    check_ok(res)
+    assert res.stderr.count("warning: k 10 is above min(n_samples, n_features) = 6") == 1
+    W, H, summary = load(tmp_path / "r")
+    assert summary["rel_error"][-1] == pytest.approx(rel_error(np.load(tmp_path / "X.npy"), W, H),
+                                                     rel=1e-6)

@@ -147,8 +147,9 @@ def test_n_components_above_min_shape_with_nndsvd(X, init, k):
         unmix.nmf(X, k, init=init)
     with pytest.raises(ValueError, match=r"min\(n_samples, n_features\) = 5"):
         unmix.nmf(X.T.copy(), k, init=init)
-    # a random start has no such limit
-    res = unmix.nmf(X, k, init="random", random_state=0, max_iter=5)
+    # a random start has no such limit, only a warning
+    with pytest.warns(UserWarning, match=rf"n_components={k} is above min\(n_samples, n_features\)"):
+        res = unmix.nmf(X, k, init="random", random_state=0, max_iter=5)
     assert res.W.shape == (6, k) and res.H.shape == (k, 5)
     assert np.all(np.isfinite(res.W)) and np.all(res.W >= 0)
 
@@ -349,3 +350,69 @@ def test_extrapolation_reaches_the_plain_error_in_fewer_iterations():
     fast = unmix.nmf(X, 8, init="custom", W=W0, H=H0, max_iter=60, tol=0, extrapolate=True)
     reached = np.flatnonzero(np.asarray(fast.rel_error) <= plain.rel_error[-1])
     assert reached.size and reached[0] <= 30, (plain.rel_error[-1], fast.rel_error[::10])
+
+
+# --------------------------------------------------------------------------
+# Data read from a file: the message names the file and the dataset
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    """A 4 x 5 x 6 image with one NaN, one with one negative value, as
+    .npy and as a dataset of an HDF5 file."""
+    import h5py
+
+    cube = np.random.default_rng(0).random((4, 5, 6)) + 1.0
+    nan, negative = cube.copy(), cube.copy()
+    nan[1, 2, 3] = np.nan
+    negative[0, 0, 0] = -4.0  # binned with its neighbours it would be hidden
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "neg.npy", negative)
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f["/entry/nan"] = nan
+        f["/entry/neg"] = negative
+    return tmp_path
+
+
+NAMED = [
+    (["run", "nan.npy", "-k", "2"], "image read from '{dir}/nan.npy' must be finite, got 1 "
+                                    "entries that are NaN or infinity"),
+    (["run", "scan.h5", "--dataset", "/entry/neg", "-k", "2", "--bin", "2"],
+     "Negative values in data passed to image read from '{dir}/scan.h5' (dataset '/entry/neg'): "
+     "it must be non-negative, got 1 negative entries (minimum -4.000000)"),
+    (["run", "neg.npy", "-k", "2", "--normalize", "total"],
+     "Negative values in data passed to image read from '{dir}/neg.npy': it must be "
+     "non-negative, got 1 negative entries (minimum -4.000000)"),
+    (["run", "neg.npy", "-k", "2", "--poisson-scale"],
+     "Negative values in data passed to image read from '{dir}/neg.npy'"),
+    (["rank", "scan.h5", "--dataset", "/entry/nan", "--k", "1:2"],
+     "image read from '{dir}/scan.h5' (dataset '/entry/nan') must be finite"),
+    (["pca", "nan.npy"], "image read from '{dir}/nan.npy' must be finite"),
+]
+
+
+@pytest.mark.parametrize("argv, message", NAMED, ids=[" ".join(a) for a, _ in NAMED])
+def test_bad_data_in_a_file_is_named_by_the_command_line(bad_files, argv, message, capsys):
+    from unmix import cli
+
+    argv = [str(bad_files / a) if a.endswith((".npy", ".h5")) else a for a in argv]
+    code = cli.main([*argv, "--quiet", "-o", str(bad_files / "out")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE
+    assert err.startswith(f"unmix {argv[0]}: error: {message.format(dir=bad_files)}"), err
+    assert not (bad_files / "out").exists()
+
+
+@pytest.mark.parametrize("call", ["unmix", "select_rank", "pca", "poisson_scale"])
+def test_bad_data_in_a_file_is_named_by_the_functions(bad_files, call):
+    from unmix import io, preprocess
+
+    dataset = "/entry/nan" if call == "pca" else "/entry/neg"
+    image = io.read(bad_files / "scan.h5", dataset=dataset)
+    run = {"unmix": lambda: unmix.unmix(image, 2), "pca": lambda: unmix.pca(image),
+           "select_rank": lambda: unmix.select_rank(image, ks=[1, 2]),
+           "poisson_scale": lambda: preprocess.poisson_scale(image)}[call]
+    where = re.escape(f"image read from '{bad_files / 'scan.h5'}' (dataset '{dataset}')")
+    with pytest.raises(ValueError, match=where):
+        run()

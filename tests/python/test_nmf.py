@@ -375,7 +375,8 @@ def test_input_is_not_modified():
 
 def test_default_init_when_k_exceeds_min_shape():
     X = make_noisy(seed=15, shape=(6, 40))
-    res = unmix.nmf(X, 10, max_iter=20, random_state=0)  # nndsvda impossible: random
+    with pytest.warns(UserWarning, match=r"n_components=10 is above min\(n_samples, n_features\) = 6"):
+        res = unmix.nmf(X, 10, max_iter=20, random_state=0)  # nndsvda impossible: random
     assert res.W.shape == (6, 10) and res.H.shape == (10, 40)
     assert np.all(res.W >= 0) and np.all(res.H >= 0)
 
@@ -597,3 +598,85 @@ def test_zero_matrix():
     assert res.data_norm == 0
     assert np.all(np.isfinite(res.W)) and np.all(np.isfinite(res.H))
     assert np.allclose(res.W @ res.H, 0)
+
+
+# --------------------------------------------------------------------------
+# No silent wrong answers: more components than channels, extreme scales,
+# the error of a near-exact fit
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["bpp", "hals", "mu"])
+def test_more_components_than_channels_stays_monotone_and_warns(solver):
+    # BPP went 0.507, 1748.8, 0.474, 3249, ... with W near 1e7, 3 s per iteration.
+    X = np.random.default_rng(0).random((400, 16))
+    with pytest.warns(UserWarning, match=r"n_components=100 is above min\(n_samples, n_features\) = 16"):
+        r = unmix.nmf(X, 100, solver=solver, init="random", max_iter=10, tol=0, random_state=0)
+    assert np.all(np.diff(r.objective) <= MONOTONE_RTOL[np.float64] * r.objective[:-1])
+    assert r.rel_error[-1] < r.rel_error[0]
+    assert r.W.max() < 100 and r.H.max() < 100
+    assert r.rel_error[-1] == pytest.approx(np.linalg.norm(X - r.W @ r.H) / np.linalg.norm(X),
+                                            rel=1e-9)
+
+
+def _rank_one(dtype, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.outer(rng.random(300), rng.random(40)) * (1 + noise * rng.standard_normal((300, 40)))
+    return X.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("noise", [0.0, 1e-4])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_rel_error_of_a_near_exact_fit_is_the_residual(dtype, noise, sparse):
+    # The Gram-matrix form reported 5.8e-8 for a true 4e-16 (float64), and 0
+    # for a true 1e-4 (float32), where it also stopped on tol.
+    X = _rank_one(dtype, noise)
+    r = unmix.nmf(sp.csr_matrix(X) if sparse else X, 1, random_state=0, tol=1e-6)
+    Xd = X.astype(np.float64)
+    truth = np.linalg.norm(Xd - r.W.astype(np.float64) @ r.H.astype(np.float64)) / np.linalg.norm(Xd)
+    assert abs(r.rel_error[-1] - truth) <= 0.01 * truth + 4 * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("dtype,exponents", [(np.float64, (-700, -990, 540)),
+                                             (np.float32, (-100, -60, 64))], ids=["f64", "f32"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_data_beyond_the_core_range_fits_exactly_as_rescaled(dtype, exponents, sparse):
+    # X = 2^e X0 is fitted as X0 and scaled back: every number equal.
+    X0 = np.random.default_rng(1).random((60, 25)).astype(dtype)  # max in [1/2, 1)
+    as_input = sp.csr_matrix if sparse else np.asarray
+    ref = unmix.nmf(as_input(X0), 4, random_state=0, max_iter=30)
+    for e in exponents:
+        r = unmix.nmf(as_input(np.ldexp(X0, e)), 4, random_state=0, max_iter=30)
+        np.testing.assert_array_equal(r.rel_error, ref.rel_error)
+        np.testing.assert_array_equal(r.W, np.ldexp(ref.W, e // 2))
+        np.testing.assert_array_equal(r.H, np.ldexp(ref.H, e - e // 2))
+        with np.errstate(over="ignore"):  # 2^1080 is inf in float64, as the fit reports
+            np.testing.assert_array_equal(r.objective, np.ldexp(ref.objective, 2 * e))
+        assert r.data_norm == np.ldexp(ref.data_norm, e)
+        assert r.W.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float64, 1e-200), (np.float64, 1e-300),
+                                         (np.float64, 1e160), (np.float32, 1e-38),
+                                         (np.float32, 1e20)])
+def test_tiny_and_huge_data_report_their_true_error(dtype, scale):
+    # 1e-200 in float64 reported 0 for a true 0.494; 1e-250 and 1e-300 gave
+    # W = H = 0, stopped on tol; float32 near 1e-38 reported 1.32 for 0.503.
+    X0 = np.random.default_rng(0).random((200, 50))
+    X = (X0 * scale).astype(dtype)
+    r = unmix.nmf(X, 5, random_state=0, max_iter=50)
+    unit = 1 / float(X.max())  # the residual in units where it neither under- nor overflows
+    W, H = r.W.astype(np.float64) * np.sqrt(unit), r.H.astype(np.float64) * np.sqrt(unit)
+    Xu = X.astype(np.float64) * unit
+    truth = np.linalg.norm(Xu - W @ H) / np.linalg.norm(Xu)
+    assert truth < 0.5
+    assert r.rel_error[-1] == pytest.approx(truth, rel=1e-4 if dtype == np.float32 else 1e-9)
+
+
+def test_data_beyond_the_core_range_with_penalties_is_refused_with_the_fix():
+    X = np.random.default_rng(0).random((30, 10)) * 1e-200
+    with pytest.raises(ValueError, match=r"largest value of X must be between 4.9e-150 and 2e\+149 "
+                                         r"in float64, got 1e-200: multiply X by a power of ten "
+                                         r"such as 1e\+200"):
+        unmix.nmf(X, 2, l1_W=0.1, random_state=0)

@@ -133,8 +133,9 @@ void check_resume(const State<eT>& s, const Options& opt, arma::uword k, arma::u
   for (const auto* g : {&s.gram_W, &s.gram_H})
     if (!g->is_empty() && (g->n_rows != k || g->n_cols != k || !g->is_finite()))
       throw std::invalid_argument(where + " has Gram matrices that are not finite " + shape(k, k));
-  if (s.iteration >= opt.max_iter)
-    throw_invalid("unmix::nmf", "max_iter", "> the " + std::to_string(s.iteration) +
+  // Equal: the run had ended there; resuming gives its result.
+  if (s.iteration > opt.max_iter)
+    throw_invalid("unmix::nmf", "max_iter", ">= the " + std::to_string(s.iteration) +
                   " iterations already done by the state to resume", opt.max_iter);
 }
 

@@ -1,6 +1,10 @@
 #pragma once
 #include <armadillo>
+#include <algorithm>
 #include <cmath>
+#include <iomanip>
+#include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -49,6 +53,13 @@ class Driver {
 
 namespace detail {
 
+// The end of the event of a component given a fresh start: a resumed run
+// finds in the events whether its last iteration re-seeded one.
+constexpr const char* reseeded_event = "was re-seeded";
+// The words of the event of a fit that ended above its starting objective
+// (the Python front turns it into a warning).
+constexpr const char* rose_event = "above its starting value";
+
 // Dense data: the H half-step can be fused with the next product
 // (core/fused_step.hpp), when the grid has one row of ranks (each rank's
 // block then holds whole columns of M, so its rows of M^T W are complete).
@@ -57,7 +68,8 @@ struct fusable : std::false_type {};
 template <typename D>
 struct fusable<D, std::void_t<decltype(std::declval<const D&>().matrix())>> : std::true_type {};
 
-inline void check_data(const DataStats& s, const std::string& name) {
+template <typename eT>
+void check_data(const DataStats& s, const std::string& name) {
   if (s.n_nonfinite > 0)
     throw std::invalid_argument(name + " must be finite, got " + std::to_string(s.n_nonfinite) +
                                 " entries that are NaN or infinity");
@@ -66,6 +78,17 @@ inline void check_data(const DataStats& s, const std::string& name) {
                                 ": it must be non-negative, got " +
                                 std::to_string(s.n_negative) +
                                 " negative entries (minimum " + std::to_string(s.min) + ")");
+  const double limit = data_limit<eT>();
+  if (s.max_abs > 0 && (s.max_abs > limit || s.max_abs < 1 / limit)) {
+    const bool single = sizeof(eT) == 4;
+    std::ostringstream m;
+    m << std::setprecision(2) << "unmix::nmf: the largest value of " << name << " must be between "
+      << 1 / limit << " and " << limit << " in " << (single ? "float32" : "float64") << ", got "
+      << s.max_abs << ": multiply " << name << " by a power of ten such as "
+      << std::pow(10.0, -std::round(std::log10(s.max_abs)))
+      << " (and set any penalty weights for the rescaled data)" << (single ? ", or use float64" : "");
+    throw std::invalid_argument(m.str());
+  }
 }
 
 }  // namespace detail
@@ -93,10 +116,11 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     stats.n_nonfinite = std::size_t(s[0]);
     stats.n_negative = std::size_t(s[1]);
     stats.min = comm.min(stats.min);
+    stats.max_abs = -comm.min(-stats.max_abs);
     stats.sum = s[2];
     stats.sq_norm = s[3];
   }
-  detail::check_data(stats, opt_.data_name);
+  detail::check_data<eT>(stats, opt_.data_name);
   const double norm2 = stats.sq_norm;
   res.data_norm = std::sqrt(norm2);
 
@@ -193,15 +217,35 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
   const std::string names[2] = {opt_.W.name.empty() ? "W" : opt_.W.name,
                                 opt_.H.name.empty() ? "H" : opt_.H.name};
 
+  // 1/2 ||M - W H^T||^2 and the relative error, given <M, W H^T> (summed
+  // over the ranks). The Gram-matrix form is a difference of numbers of the
+  // order of ||M||^2, each off by a few eps ||M||^2 (measured: a rank-1 fit
+  // of rank-1 data gave 3e-8 for a true 3e-16 in float64, 4e-4 or even 0
+  // for 2e-7 and 1e-4 in float32), so near an exact fit it would report,
+  // and stop on, rounding. Within 256 eps of zero the loss is summed entry
+  // by entry instead: one more pass over the data, for such fits only, and
+  // only when W and H are the pair the cross term was taken at (`pair`).
+  auto frobenius = [&](double cross, double& rel_error, bool pair) {
+    double loss = 0.5 * (norm2 - 2.0 * cross + inner(gram[0], gram[1]));
+    if (pair && norm2 > 0 && !(loss > 128.0 * std::numeric_limits<eT>::epsilon() * norm2)) {
+      const ScopedTimer timer(t.products);
+      arma::Mat<double> sum = {products.residual(W, H)};
+      comm.all_reduce(sum);
+      loss = 0.5 * sum[0];
+    }
+    rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
+    return loss;
+  };
+
   // The penalized objective, given <F[s], R> on this rank for the factor s
   // that changed last (the other one is unchanged since R).
-  // H's penalty may be given, as it was before H changed.
+  // H's penalty may be given, as it was before H changed (then H has moved
+  // on from the pair the cross term belongs to).
   auto objective = [&](double cross_local, double& rel_error, const double* H_penalty = nullptr) {
     arma::Mat<double> local = {cross_local, step[0].local_penalty(W, gram[1]),
                                H_penalty ? *H_penalty : step[1].local_penalty(H, gram[0])};
     comm.all_reduce(local);
-    const double loss = 0.5 * (norm2 - 2.0 * local[0] + inner(gram[0], gram[1]));
-    rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
+    const double loss = frobenius(local[0], rel_error, H_penalty == nullptr);
     return loss + local[1] + local[2] + step[0].gram_penalty(gram[0]) +
            step[1].gram_penalty(gram[1]);
   };
@@ -219,8 +263,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     comm.all_reduce(local);
     const arma::rowvec cw = arma::conv_to<arma::rowvec>::from(products.column_sums(W));
     const arma::rowvec ch = arma::conv_to<arma::rowvec>::from(products.column_sums(H));
-    const double loss = 0.5 * (norm2 - 2.0 * local[1] + inner(gram[0], gram[1]));
-    rel_error = norm2 > 0 ? std::sqrt(std::max(0.0, 2.0 * loss) / norm2) : 0.0;
+    frobenius(local[1], rel_error, true);
     return local[0] - stats.sum + arma::dot(cw, ch) + local[2] + local[3] +
            step[0].gram_penalty(gram[0]) + step[1].gram_penalty(gram[1]);
   };
@@ -313,7 +356,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
       step[s].revive(*F[s], j, fresh);
       if (extrapolate) ex.plain(s).col(j) = F[s]->col(j);
       res.events.push_back({it, "component " + std::to_string(j) + " of " + names[s] +
-                                    " became zero and was re-seeded"});
+                                    " became zero and " + detail::reseeded_event});
     }
     if (any) {
       const ScopedTimer timer(t.gram);
@@ -370,7 +413,32 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     step[s].set_ridge(ridge);
   };
 
+  // Converged when an iteration gains less than tol, or when the fit is
+  // exact to tol: then the objective falls geometrically towards zero and
+  // its relative decrease alone would never get small. An iteration that
+  // re-seeded a component is a new start, not a step to compare.
+  // With extrapolation a rise is a restart, not convergence.
+  auto converged = [&](double f_prev, double f, double rel, bool reseeded) {
+    const bool gained_little = f_prev - f <= opt_.tol * std::abs(f_prev) && !(extrapolate && f > f_prev);
+    return !reseeded && (gained_little || rel <= opt_.tol);
+  };
   bool stop = false;
+  if (resume) {
+    // A run killed after saving its last iteration, before its caller kept
+    // the result: the test that ended it then ends it again, with no
+    // iteration run (as at max_iter), and the result is the uninterrupted one.
+    const std::size_t last = res.objective.size() - 1;
+    bool reseeded = false;
+    for (const Event& e : res.events)
+      reseeded |= e.iteration == res.n_iter && e.what.find(detail::reseeded_event) != std::string::npos;
+    if (converged(res.objective[last - 1], res.objective[last], res.rel_error[last], reseeded)) {
+      res.stop_reason = StopReason::tol;
+      res.converged = stop = true;
+    } else if (comm.any(elapsed_before >= opt_.time_limit)) {
+      res.stop_reason = StopReason::time_limit;
+      stop = true;
+    }
+  }
   for (int it = res.n_iter + 1; it <= opt_.max_iter && !stop; ++it) {
     double cross = 0.0, rel = 0.0, f = 0.0;
     bool reseeded = false;
@@ -488,13 +556,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     }
     const double elapsed = elapsed_before + clock.seconds();
     const bool asked = comm.any(callback && callback(Progress{it, f, rel, elapsed}));
-    // Converged when an iteration gains less than tol, or when the fit is
-    // exact to tol: then the objective falls geometrically towards zero and
-    // its relative decrease alone would never get small. An iteration that
-    // re-seeded a component is a new start, not a step to compare.
-    // With extrapolation a rise is a restart, not convergence.
-    const bool gained_little = f_prev - f <= opt_.tol * std::abs(f_prev) && !(extrapolate && f > f_prev);
-    if (!reseeded && (gained_little || rel <= opt_.tol)) {
+    if (converged(f_prev, f, rel, reseeded)) {
       res.stop_reason = StopReason::tol;
       res.converged = stop = true;
     } else if (asked) {
@@ -512,6 +574,18 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
         if (by_clock) next_save = elapsed + checkpointing.seconds;
       }
     }
+  }
+  // Every solver keeps the objective monotone, but a re-seeded component,
+  // an extrapolation's restart or rounding may still leave it above where
+  // it started: the result says so rather than hand back a worse answer
+  // silently. Rises within rounding of the data's precision do not count.
+  const double f_start = res.objective.empty() ? 0.0 : res.objective.front();
+  const double f_end = res.objective.empty() ? 0.0 : res.objective.back();
+  if (f_end - f_start > 256.0 * std::numeric_limits<eT>::epsilon() * std::max(std::abs(f_start), 0.5 * norm2)) {
+    std::ostringstream m;
+    m << std::setprecision(6) << "the objective ended at " << f_end << ", " << detail::rose_event << " "
+      << f_start;
+    res.events.push_back({res.n_iter, m.str()});
   }
   if (extrapolate) report_pair(W, H);
   // The scaled graph term does not change when a column of one factor is

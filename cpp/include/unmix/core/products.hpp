@@ -64,6 +64,12 @@ class Products {
     pass = data_.kl_times(Wi, Hj, local, trans);
     return trans ? comm_.scatter_H(local, owned_H_) : comm_.scatter_W(local, owned_W_);
   }
+  // ||M - W H^T||^2 over this rank's block, entry by entry (the caller
+  // reduces it): the objective's Gram-matrix form loses its digits near an
+  // exact fit.
+  double residual(const arma::Mat<eT>& W, const arma::Mat<eT>& H) {
+    return data_.residual(comm_.gather_W(W, gathered_W_), comm_.gather_H(H, gathered_), threads_);
+  }
   // Column sums of a factor over all ranks.
   arma::Row<eT> column_sums(const arma::Mat<eT>& F) const {
     arma::Mat<eT> s = arma::sum(F, 0);

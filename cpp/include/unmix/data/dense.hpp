@@ -2,6 +2,7 @@
 #include <armadillo>
 
 #include "../kernels/dense_products.hpp"
+#include "residual.hpp"
 #include "stats.hpp"
 
 namespace unmix::data {
@@ -53,6 +54,14 @@ class Dense {
         out += P_ * H.rows(j0, j1);
     }
     return pass;
+  }
+
+  // ||M - W H^T||^2 (data/residual.hpp).
+  double residual(const arma::Mat<eT>& W, const arma::Mat<eT>& H, int threads) const {
+    return data::residual(W, H, threads, [&](arma::uword j, arma::uword first, arma::uword rows, eT* p) {
+      const eT* x = M_.colptr(j) + first;
+      for (arma::uword i = 0; i < rows; ++i) p[i] -= x[i];
+    });
   }
 
   DataStats stats() const {

@@ -5,6 +5,7 @@
 
 #include "../parallel/pool.hpp"
 
+#include "residual.hpp"
 #include "stats.hpp"
 
 namespace unmix::data {
@@ -112,6 +113,22 @@ class Sparse {
     }
     out = outT_.t();
     return pass;
+  }
+
+  // ||M - W H^T||^2 over every entry, stored or not (data/residual.hpp):
+  // summing only the stored ones and adding ||W H^T||^2 would cancel as
+  // the Gram form does. Unsorted columns are walked whole.
+  double residual(const arma::Mat<eT>& W, const arma::Mat<eT>& H, int threads) const {
+    const auto subtract = [&](arma::uword j, arma::uword first, arma::uword rows, eT* p) {
+      const Index* begin = row_idx_ + col_ptr_[j];
+      const Index* end = row_idx_ + col_ptr_[j + 1];
+      if (sorted_) {
+        begin = std::lower_bound(begin, end, Index(first));
+        end = std::lower_bound(begin, end, Index(first + rows));
+      }
+      for (const Index* q = begin; q < end; ++q) p[arma::uword(*q) - first] -= values_[q - row_idx_];
+    };
+    return data::residual(W, H, threads, subtract, sorted_ ? 256 : n_rows_);
   }
 
   DataStats stats() const {

@@ -12,6 +12,7 @@ struct DataStats {
   double sum = 0.0;
   double sq_norm = 0.0;  // ||M||_F^2
   double min = 0.0;
+  double max_abs = 0.0;  // the largest magnitude
   std::size_t n_nonfinite = 0;
   std::size_t n_negative = 0;
 };
@@ -27,8 +28,23 @@ inline void accumulate(DataStats& s, eT v) {
   }
   if (x < 0) ++s.n_negative;
   if (x < s.min) s.min = x;
+  if (std::abs(x) > s.max_abs) s.max_abs = std::abs(x);
   s.sum += x;
   s.sq_norm += x * x;
+}
+
+// The largest magnitude of eT data that a fit computes with (the smallest
+// is its inverse): the objective sums the squares of the data, and the
+// Gram matrices, products and initializations of the factors (each about
+// the data's square root) reach them too, so the square of the largest
+// value must stay a normal number of eT with room for sums over 2^32
+// entries. Beyond, the sums under- or overflow and the fit was silently
+// wrong (measured: at 1e-200 in float64 W = H = 0 with a reported error of
+// 0; in float32 from 1e18 and 1e-25 on). Power-of-two bounds: 2^48
+// (2.8e14) for float32, 2^496 (2e149) for float64.
+template <typename eT>
+double data_limit() {
+  return std::ldexp(1.0, (std::numeric_limits<eT>::max_exponent - 32) / 2);
 }
 
 // What one pass of the Kullback-Leibler products also yields about the

@@ -33,10 +33,25 @@ namespace unmix::rules {
 // loops running across the tile. A row's arithmetic does not depend on which
 // rows share its block, factorization or tile, so its solution does not
 // depend on the other rows of the call and a distributed run equals the
-// serial one; only a singular passive block, solved by LAPACK for the whole
-// group at once, may differ in the last bits.
+// serial one.
+//
+// The pivoting's convergence proof needs G definite. A rank-deficient G is
+// common (more components than the data has channels: G = H H^T of rank
+// the channels; duplicate or dead components), and there the exchanges can
+// cycle through singular passive blocks whose rounding-level pivots give
+// huge x. So a numerically singular block is not solved: its rows, and the
+// rows still pivoting at the round cap, go to an active-set method
+// (active_set) that is exact on such problems, row by row, and whose answer
+// is kept only if it is no worse than the warm start.
 template <typename eT>
 class BlockPivotingNNLS;
+
+// The smallest pivot, relative to its diagonal entry, of a passive block
+// taken as definite (see BlockPivotingNNLS::cholesky).
+template <typename eT>
+inline double pivot_tol() {
+  return std::sqrt(static_cast<double>(std::numeric_limits<eT>::epsilon()));
+}
 
 namespace detail {
 // The solver compiled for each instruction set (kernels/simd.hpp): its
@@ -121,7 +136,7 @@ class BlockPivotingNNLS {
       const arma::uword n = std::min(block, N - first);
       transpose_in(R, first, n, Rt_);
       transpose_in(X, first, n, X_);
-      rounds = std::max(rounds, solve_block(G, n));
+      rounds = std::max(rounds, solve_block(G, n, X, first));
       const eT* src = X_.memptr();
       for (arma::uword j = 0; j < k; ++j) {
         eT* dst = X.colptr(j) + first;
@@ -144,9 +159,16 @@ class BlockPivotingNNLS {
     }
   }
 
-  // Solves the first n columns of Rt_ into X_, warm-started from X_.
-  UNMIX_ALWAYS_INLINE int solve_block(const arma::Mat<eT>& G, arma::uword n) {
+  // Solves the first n columns of Rt_ into X_, warm-started from X_, which
+  // holds rows first .. first + n - 1 of X.
+  UNMIX_ALWAYS_INLINE int solve_block(const arma::Mat<eT>& G, arma::uword n, const arma::Mat<eT>& X,
+                                      arma::uword first) {
     const arma::uword k = G.n_rows;
+    // A variable whose diagonal of G is zero has a zero row and column (G is
+    // semidefinite) and is optimal at zero: starting it free would make
+    // every passive block that holds it singular (a dead component).
+    live_.assign(words_, 0);
+    for (arma::uword i = 0; i < k; ++i) live_[i >> 6] |= std::uint64_t(G.at(i, i) > 0) << (i & 63);
     sets_.assign(n * words_, 0);
     r_max_.resize(n);
     for (arma::uword c = 0; c < n; ++c) {  // branch-free: the signs are random
@@ -159,6 +181,7 @@ class BlockPivotingNNLS {
         r_max = std::max(r_max, std::abs(static_cast<double>(r[i])));
       }
       r_max_[c] = r_max;
+      for (arma::uword w = 0; w < words_; ++w) s[w] &= live_[w];
     }
     if (simplex_) {
       // A point of the simplex has a positive entry: start an empty column
@@ -175,18 +198,24 @@ class BlockPivotingNNLS {
     alpha_.assign(n, 3);
     beta_.assign(n, static_cast<int>(k) + 1);
 
-    // Kim & Park's rule terminates in exact arithmetic; the cap only guards
-    // against rounding making it cycle on a degenerate problem.
-    const int max_rounds = 10 * static_cast<int>(k) + 100;
+    // Kim & Park's rule terminates in exact arithmetic when G is definite;
+    // the cap guards against rounding making it cycle on a degenerate
+    // problem. The columns that reach it go to the active-set method, which
+    // is exact too but slower than a round: measured, converging columns
+    // take at most 40 rounds (k = 12 to 150, cold and warm starts).
+    const int max_rounds = 2 * static_cast<int>(k) + 40;
     todo_.resize(n);
     std::iota(todo_.begin(), todo_.end(), arma::uword(0));
+    fallback_.clear();
     int round = 0;
     for (;; ++round) {
       next_.clear();
-      solve_passive(G, todo_);  // and the exchange, which fills next_
+      solve_passive(G, todo_);  // and the exchange, which fills next_ (and fallback_)
       if (next_.empty() || round == max_rounds) break;
       todo_.swap(next_);
     }
+    fallback_.insert(fallback_.end(), next_.begin(), next_.end());
+    for (arma::uword c : fallback_) active_set(G, c, X.memptr() + first + c, X.n_rows);
     for (arma::uword c = 0; c < n; ++c) {
       eT* x = X_.colptr(c);
       eT total = 0;
@@ -238,7 +267,8 @@ class BlockPivotingNNLS {
   }
 
   // One Cholesky factorization of G on the passive set, then the group's
-  // columns a tile at a time: x_P (and mu) into tile_, then finish_tile.
+  // columns a tile at a time: x_P (and mu) into tile_, then finish_tile. A
+  // singular block sends its columns to the active-set method.
   UNMIX_ALWAYS_INLINE void solve_group(const arma::Mat<eT>& G, const arma::uword* group, std::size_t n_group,
                    const std::uint64_t* passive) {
     const arma::uword k = G.n_rows;
@@ -247,7 +277,7 @@ class BlockPivotingNNLS {
     for (arma::uword i = 0; i < k; ++i) (has(passive, i) ? idx_ : act_).push_back(i);
     const arma::uword p = idx_.size();
     if (!factor(G, passive, p)) {
-      solve_group_singular(G, group, n_group);
+      fallback_.insert(fallback_.end(), group, group + n_group);
       return;
     }
     const eT* b = Lp_ + 2 * p * p;  // G_PP^-1 1 on the simplex, shared by the group
@@ -467,13 +497,19 @@ class BlockPivotingNNLS {
   }
 
   // In-place lower Cholesky factor; false when the matrix is not
-  // numerically positive definite. Left-looking by columns: column j less
+  // numerically positive definite: a pivot at most sqrt(eps) of its
+  // diagonal entry (below, the solve would lose more than half the digits;
+  // measured on G of rank below k, the singular blocks' rounding-level
+  // pivots reach 1e-11 of the diagonal in double and 1e-4 in float, while
+  // the regular blocks' of random and alternating problems stay above 1e-5
+  // and 1e-2). Left-looking by columns: column j less
   // the sum over t < j of column t times L(j, t), a matrix-vector product
   // whose partial sums stay in registers for all t (the plain loop stored
   // and reloaded them once per t, and measured twice as slow at k = 64).
   static UNMIX_ALWAYS_INLINE bool cholesky(eT* A, arma::uword p) {
     constexpr int W = 64 / sizeof(eT);
     using V = kernels::Vec<eT, W>;
+    const eT tol = static_cast<eT>(pivot_tol<eT>());
     for (arma::uword j = 0; j < p; ++j) {
       const eT a_jj = A[j + j * p];
       eT* aj = A + j * p;
@@ -508,7 +544,7 @@ class BlockPivotingNNLS {
           aj[i] = s;
         }
       }
-      if (!(aj[j] > std::numeric_limits<eT>::epsilon() * a_jj * eT(p))) return false;
+      if (!(aj[j] > tol * a_jj)) return false;
       const eT d = std::sqrt(aj[j]), inv = eT(1) / d;
       aj[j] = d;
       for (arma::uword r = j + 1; r < p; ++r) aj[r] *= inv;
@@ -516,37 +552,209 @@ class BlockPivotingNNLS {
     return true;
   }
 
-  // A singular passive block (duplicate or zero columns in the other
-  // factor): the minimum-norm least-squares solution still minimizes. On the
-  // simplex, solve the bordered system [G_PP 1; 1^T 0] [x; mu] = [r_P; 1].
-  void solve_group_singular(const arma::Mat<eT>& G, const arma::uword* group, std::size_t n_group) {
-    const arma::uvec idx = arma::conv_to<arma::uvec>::from(idx_);
-    const arma::uword p = idx.n_elem, extra = simplex_ ? 1 : 0;
-    const arma::uvec cols(const_cast<arma::uword*>(group), n_group, false, true);
-    arma::Mat<eT> A(p + extra, p + extra, arma::fill::zeros), B(p + extra, n_group);
-    if (p > 0) {
-      A.submat(0, 0, p - 1, p - 1) = G.submat(idx, idx);
-      B.rows(0, p - 1) = Rt_.submat(idx, cols);
-    }
-    if (simplex_) {
-      A.row(p).fill(eT(1));
-      A.col(p).fill(eT(1));
-      A(p, p) = eT(0);
-      B.row(p).fill(eT(1));
-    }
-    arma::Mat<eT> sol;
-    if (A.is_empty() || !arma::solve(sol, A, B, arma::solve_opts::force_approx))
-      sol.zeros(p + extra, n_group);
-    for (std::size_t first = 0; first < n_group; first += tile) {
-      const std::size_t m = std::min(tile, n_group - first);
-      tile_.resize(p * m);
-      mu_.assign(m, eT(0));
-      for (std::size_t j = 0; j < m; ++j) {
-        for (arma::uword a = 0; a < p; ++a) tile_[a * m + j] = sol(a, first + j);
-        if (simplex_) mu_[j] = sol(p, first + j);
+  // Lawson & Hanson's active-set method (Solving Least Squares Problems,
+  // 1974, ch. 23) for column c alone, in double. From x = 0 (on the simplex,
+  // from its best vertex) it frees the variable of most negative dual, solves
+  // on the passive set and steps back to the boundary while that solution is
+  // infeasible. It keeps the passive columns of G linearly independent, so
+  // every block it solves is definite and every step lowers the objective,
+  // whatever G's rank; each step updates the factor of G_PP by one row or
+  // one rank-one change, O(k^2). On the simplex it solves with G + rho 1 1^T
+  // and r + rho 1: on the simplex that changes the objective by a constant,
+  // and it makes the blocks definite wherever the equality's bordered
+  // system is regular (a zero column, for one). warm: the column's warm
+  // start, entry i at warm[i * stride]; the answer is kept only if it is no
+  // worse than a feasible warm start, so that a half-step never raises the
+  // objective even where rounding stops the method short.
+  void active_set(const arma::Mat<eT>& G, arma::uword c, const eT* warm, arma::uword stride) {
+    const arma::uword k = G.n_rows;
+    const eT* r = Rt_.colptr(c);
+    const double rho = simplex_ ? std::max(static_cast<double>(G.diag().max()), 1.0e-300) : 0.0;
+    auto g = [&](arma::uword i, arma::uword j) { return static_cast<double>(G.at(i, j)) + rho; };
+    as_x_.assign(k, 0.0);
+    as_z_.resize(k);
+    as_y_.resize(k);
+    as_b_.resize(k);
+    as_L_.resize(k * k);
+    as_state_.assign(k, at_zero);
+    as_P_.clear();
+    double* x = as_x_.data();
+    double* z = as_z_.data();
+    double* L = as_L_.data();  // row a of the lower factor of G_PP at L + a * k
+    double mu = 0;             // the simplex equality's multiplier
+    // Appends variable j to the passive set and its factor; false when j's
+    // column of G depends on the passive ones'. The test is looser than
+    // cholesky's: a variable enters only with a dual below the tolerance,
+    // which a column in the span of the passive ones does not have (its
+    // dual is a combination of theirs, zero), so this only guards against
+    // rounding; sqrt(eps) here would exclude columns that improve the fit
+    // (measured: duals down to -1e-6 left at k = 100 on 16 channels).
+    auto append = [&](arma::uword j) {
+      const arma::uword p = as_P_.size();
+      double* l = L + p * k;
+      double d = g(j, j);
+      for (arma::uword a = 0; a < p; ++a) {
+        const double* La = L + a * k;
+        double s = g(as_P_[a], j);
+        for (arma::uword b = 0; b < a; ++b) s -= La[b] * l[b];
+        l[a] = s / La[a];
+        d -= l[a] * l[a];
       }
-      finish_tile(G, group + first, m);
+      if (!(d > std::numeric_limits<eT>::epsilon() * g(j, j))) return false;
+      l[p] = std::sqrt(d);
+      as_P_.push_back(j);
+      as_state_[j] = in_passive;
+      return true;
+    };
+    // Drops the variable at position q: the rows below move up, and their
+    // trailing block takes the rank-one update by the column that went.
+    auto remove = [&](arma::uword q) {
+      const arma::uword p = as_P_.size();
+      as_state_[as_P_[q]] = at_zero;
+      double* v = as_b_.data();
+      for (arma::uword i = q + 1; i < p; ++i) {
+        const double* from = L + i * k;
+        double* to = L + (i - 1) * k;
+        std::copy(from, from + q, to);
+        v[i - q - 1] = from[q];
+        std::copy(from + q + 1, from + i + 1, to + q);
+      }
+      for (arma::uword t = q; t + 1 < p; ++t) {  // Givens rotations
+        double& d = L[t * k + t];
+        const double h = std::hypot(d, v[t - q]), cs = h / d, sn = v[t - q] / d;
+        d = h;
+        for (arma::uword u = t + 1; u + 1 < p; ++u) {
+          double& l = L[u * k + t];
+          l = (l + sn * v[u - q]) / cs;
+          v[u - q] = cs * v[u - q] - sn * l;
+        }
+      }
+      as_P_.erase(as_P_.begin() + std::ptrdiff_t(q));
+    };
+    auto substitute = [&](double* v) {  // v <- G_PP^-1 v
+      const arma::uword p = as_P_.size();
+      for (arma::uword a = 0; a < p; ++a) {
+        const double* La = L + a * k;
+        double s = v[a];
+        for (arma::uword b = 0; b < a; ++b) s -= La[b] * v[b];
+        v[a] = s / La[a];
+      }
+      for (arma::uword a = p; a-- > 0;) {
+        const double* La = L + a * k;
+        v[a] /= La[a];
+        for (arma::uword b = 0; b < a; ++b) v[b] -= La[b] * v[a];
+      }
+    };
+    // z = the minimizer on the passive set, position a of as_P_ at z[a].
+    auto solve = [&]() {
+      const arma::uword p = as_P_.size();
+      for (arma::uword a = 0; a < p; ++a) z[a] = static_cast<double>(r[as_P_[a]]) + rho;
+      substitute(z);
+      if (!simplex_) return;
+      std::fill(as_b_.begin(), as_b_.begin() + std::ptrdiff_t(p), 1.0);
+      substitute(as_b_.data());
+      double sum_z = 0, sum_b = 0;
+      for (arma::uword a = 0; a < p; ++a) {
+        sum_z += z[a];
+        sum_b += as_b_[a];
+      }
+      mu = (sum_z - 1.0) / sum_b;
+      for (arma::uword a = 0; a < p; ++a) z[a] -= mu * as_b_[a];
+    };
+    auto objective = [&](auto value) {  // 1/2 x^T G x - r^T x, x_i = value(i)
+      double f = 0;
+      for (arma::uword i = 0; i < k; ++i) {
+        const double xi = value(i);
+        if (xi == 0) continue;
+        const eT* gi = G.colptr(i);
+        double gx = 0;
+        for (arma::uword j = 0; j < k; ++j) gx += static_cast<double>(gi[j]) * value(j);
+        f += xi * (0.5 * gx - static_cast<double>(r[i]));
+      }
+      return f;
+    };
+
+    // The tolerances of finish_tile.
+    const double eps = 16.0 * static_cast<double>(k) * std::numeric_limits<eT>::epsilon();
+    if (simplex_) {
+      arma::uword best = 0;
+      for (arma::uword i = 1; i < k; ++i)
+        if (0.5 * G(i, i) - r[i] < 0.5 * G(best, best) - r[best]) best = i;
+      append(best);
+      x[best] = 1;
+      mu = static_cast<double>(r[best]) - static_cast<double>(G(best, best));
     }
+    // Each pass frees a variable or excludes one, and frees none twice
+    // between drops; the cap only guards against rounding.
+    for (arma::uword pass = 0; pass < 3 * k + 10; ++pass) {
+      double* y = as_y_.data();
+      double x_max = 0;
+      for (arma::uword i = 0; i < k; ++i) y[i] = mu - static_cast<double>(r[i]);
+      for (arma::uword j : as_P_) {
+        x_max = std::max(x_max, x[j]);
+        const eT* gj = G.colptr(j);
+        for (arma::uword i = 0; i < k; ++i) y[i] += static_cast<double>(gj[i]) * x[j];
+      }
+      arma::uword enter = k;
+      double y_min = -eps * (r_max_[c] + g_max_ * x_max);
+      for (arma::uword i = 0; i < k; ++i)
+        if (as_state_[i] == at_zero && y[i] < y_min) {
+          y_min = y[i];
+          enter = i;
+        }
+      if (enter == k) break;  // optimal
+      if (!append(enter)) {
+        as_state_[enter] = excluded;
+        continue;
+      }
+      for (bool entering = true;; entering = false) {
+        solve();
+        const arma::uword p = as_P_.size();
+        double alpha = 1;
+        arma::uword leave = p;
+        for (arma::uword a = 0; a < p; ++a) {
+          const double xa = x[as_P_[a]];
+          if (z[a] > 0) continue;
+          const double step = xa / (xa - z[a]);
+          if (leave == p || step < alpha) {
+            alpha = step;
+            leave = a;
+          }
+        }
+        if (leave == p) {
+          for (arma::uword a = 0; a < p; ++a) x[as_P_[a]] = z[a];
+          break;
+        }
+        if (entering && as_P_[leave] == enter) {
+          // In exact arithmetic the entering variable moves up; here
+          // rounding says otherwise, and it would enter again at once.
+          remove(leave);
+          as_state_[enter] = excluded;
+          if (simplex_) solve();  // mu back to the unchanged x's
+          break;
+        }
+        for (arma::uword a = 0; a < p; ++a) x[as_P_[a]] += alpha * (z[a] - x[as_P_[a]]);
+        x[as_P_[leave]] = 0;
+        for (arma::uword a = p; a-- > 0;)
+          if (!(x[as_P_[a]] > 0)) {
+            x[as_P_[a]] = 0;
+            remove(a);
+          }
+      }
+    }
+
+    bool feasible = true;
+    double sum = 0;
+    for (arma::uword i = 0; i < k; ++i) {
+      feasible = feasible && warm[i * stride] >= 0;
+      sum += static_cast<double>(warm[i * stride]);
+    }
+    if (simplex_) feasible = feasible && std::abs(sum - 1.0) <= eps;
+    eT* out = X_.colptr(c);
+    const bool keep_warm =
+        feasible && objective([&](arma::uword i) { return static_cast<double>(warm[i * stride]); }) <
+                        objective([&](arma::uword i) { return x[i]; });
+    for (arma::uword i = 0; i < k; ++i) out[i] = keep_warm ? warm[i * stride] : static_cast<eT>(x[i]);
   }
 
   bool simplex_ = false;
@@ -556,7 +764,14 @@ class BlockPivotingNNLS {
   std::vector<double> r_max_, tol_x_, tol_y_;
   std::vector<std::uint64_t> sets_, bad_;
   std::vector<int> alpha_, beta_;
-  std::vector<arma::uword> todo_, next_, sorted_, idx_, act_;
+  std::vector<arma::uword> todo_, next_, sorted_, idx_, act_, fallback_;
+  std::vector<std::uint64_t> live_;  // the variables whose diagonal of G is positive
+  // The active-set method's x, z, duals, G_PP^-1 1 (and scratch), the rows
+  // of the factor of G_PP, the passive set in order and each variable's state.
+  enum : char { at_zero, in_passive, excluded };
+  std::vector<double> as_x_, as_z_, as_y_, as_b_, as_L_;
+  std::vector<arma::uword> as_P_;
+  std::vector<char> as_state_;
   std::vector<eT> tile_, mu_, y_;
   // The factors of the passive blocks of cached_G_: key (the set's words as
   // bytes) -> offset in store_ of L, U = L^T (p x p each) and, on the
