@@ -431,7 +431,7 @@ Result<eT> Driver<eT, Rule, Comm>::run(const Data& data, const Comm& comm, arma:
     bool reseeded = false;
     for (const Event& e : res.events)
       reseeded |= e.iteration == res.n_iter && e.what.find(detail::reseeded_event) != std::string::npos;
-    if (converged(res.objective[last - 1], res.objective[last], res.rel_error[last], reseeded)) {
+    if (last > 0 && converged(res.objective[last - 1], res.objective[last], res.rel_error[last], reseeded)) {
       res.stop_reason = StopReason::tol;
       res.converged = stop = true;
     } else if (comm.any(elapsed_before >= opt_.time_limit)) {
