@@ -28,6 +28,20 @@ NOISE = 0.01
 SETTLE_SEC = 0.2
 
 
+def use_shared_data() -> Optional[Path]:
+    """Points ``UNMIX_DATA`` (where :func:`unmix.datasets.data_folder`
+    looks) at this repository's reference data, ``../shared/data`` beside
+    the project, when it is unset and that folder exists, as
+    tools/run-tests and the tests do; returns the folder used, if any."""
+    if os.environ.get("UNMIX_DATA"):
+        return Path(os.environ["UNMIX_DATA"])
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not shared.is_dir():
+        return None
+    os.environ["UNMIX_DATA"] = str(shared)
+    return shared
+
+
 def make_dense(shape: tuple[int, int], rank: int, dtype: Any, seed: int) -> np.ndarray:
     """Low rank plus 1 % noise: X = W H + 0.01 * mean(W H) * |N(0, 1)|,
     C-ordered (n_samples, n_features), non-negative; W uniform, H uniform

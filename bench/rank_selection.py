@@ -42,6 +42,9 @@ from unmix.noise import choose
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
 from eds_sim import simulate  # noqa: E402
+from benchlib import use_shared_data  # noqa: E402
+
+use_shared_data()
 
 
 def clear_image(k: int, seed: int) -> SpectralImage:

@@ -57,10 +57,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import espmlib  # noqa: E402
+from benchlib import use_shared_data  # noqa: E402
 import unmix  # noqa: E402
 import unmix.metrics as metrics  # noqa: E402
 from unmix import datasets  # noqa: E402
 
+use_shared_data()
 RESULTS = HERE / "results"
 SEEDS = range(5)
 PARTS = ("samson", "usgs", "espm", "real")

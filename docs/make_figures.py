@@ -41,6 +41,8 @@ OUTPUTS = (
     "constrained.png",
     "rank.png",
     "solvers.png",
+    "real_espm88.png",
+    "real_bruker.png",
     "numbers.rst",
     "pca_ratio.txt",
     "rank_reason.txt",
@@ -263,6 +265,75 @@ def tutorial(numbers: Numbers) -> None:
     _write("save_files.txt", "\n".join(sorted(Path(p).name for p in written)))
 
 
+# ---------------------------------------------------------------------------
+# Real measured files: what a microscopist sees
+# ---------------------------------------------------------------------------
+
+
+def _real_folder() -> Path:
+    """The real files: $UNMIX_DATA/real, else ../shared/data/real beside
+    the project (as the tests find them)."""
+    return Path(os.environ.get("UNMIX_DATA") or HERE.parent.parent / "shared" / "data") / "real"
+
+
+def _real_figure(result, name: str) -> None:
+    from unmix import figures
+
+    fig = _figure((13, 7.0))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.0])
+    figures.spectra_figure(result, top)
+    left, right = bottom.subfigures(1, 2, width_ratios=[3.0, 1.35])
+    figures.abundances_figure(result, left)
+    figures.composite_figure(result, right)
+    _save(fig, name)
+
+
+def _not_made(name: str, why: str) -> None:
+    fig = _figure((8, 1.2))
+    fig.text(0.5, 0.5, f"figure not made: {why}", ha="center", va="center")
+    _save(fig, name)
+
+
+def real_data(numbers: Numbers) -> None:
+    REAL = _real_folder()
+    files = ("espm_88_ES-LP_G8_STEM-EDS_80x80x1917.hspy", "bruker_50x50_SEM-EDS_AlAgCu.bcf")
+    missing = [f for f in files if not (REAL / f).is_file()]
+    if missing:
+        why = f"{REAL / missing[0]} not found (set UNMIX_DATA)"
+        print(f"make_figures: {why}; the real-data figures are placeholders", file=sys.stderr)
+        for name in ("real_espm88.png", "real_bruker.png"):
+            _not_made(name, why)
+        for key in ("espm_elements", "espm_pixel", "espm_channels", "bruker_elements"):
+            numbers[key] = "(real data not found)"
+        return
+
+    # [real]
+    import unmix
+    from unmix import preprocess
+    from unmix.io import read
+
+    image = read(REAL / "espm_88_ES-LP_G8_STEM-EDS_80x80x1917.hspy")
+    image.metadata["elements"]        # the elements the file lists: their lines get marked
+    image.metadata["spatial_axes"]    # the pixel size: calibrated axes and a scale bar
+    # ~112 counts per pixel: up to 9.3 keV, channels summed by 4 (40 eV)
+    image = preprocess.bin(preprocess.crop(image, channels=(0.0, 9.3)), 1, channels=4)
+    result = unmix.unmix(image, 3, random_state=0)
+    result.save("espm88")             # spectra.png, abundances.png, composite.png, report.html ...
+    # [/real]
+    numbers["espm_elements"] = ", ".join(image.metadata.get("elements", []))
+    numbers["espm_channels"] = str(image.n_channels)
+    axis = image.metadata["spatial_axes"][1]
+    numbers["espm_pixel"] = f"{1000 * axis['scale']:.1f} nm" if axis["units"] == "µm" else (
+        f"{axis['scale']:.3g} {axis['units']}")
+    _real_figure(result, "real_espm88.png")
+
+    bruker = read(REAL / "bruker_50x50_SEM-EDS_AlAgCu.bcf")
+    numbers["bruker_elements"] = ", ".join(bruker.metadata.get("elements", []))
+    # Two components: a third splits the Ag-Cu side in two noisy halves
+    # with the same spectrum.
+    _real_figure(unmix.unmix(bruker, 2, random_state=0), "real_bruker.png")
+
+
 def _save_in_temp(func):
     """Runs ``func`` in a temporary working directory (the tutorial's save
     writes to ./result)."""
@@ -367,6 +438,7 @@ def main() -> int:
     numbers = Numbers()
     steps = (("tutorial", lambda: _save_in_temp(lambda: tutorial(numbers))),
              ("solvers", lambda: solvers(numbers)),
+             ("real data", lambda: _save_in_temp(lambda: real_data(numbers))),
              ("command line", command_line),
              ("fault matrix", fault_matrix))
     for name, step in steps:

@@ -15,7 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from ._constraints import core_constraints as _constraints, simplex_sums
+from .endmembers import abundances_from_endmembers, spa, vca
 from ._files import remove_stale_temporaries
+from ._nnls import nnls_abundances, scaled_data  # noqa: F401 (unmix._nmf.nnls_abundances, as before)
 from ._validation import (
     INITS,
     LOSSES,
@@ -469,11 +472,7 @@ def _rescaled_fit(X: Any, M: Any, k: int, update_W: bool, update_H: bool,
     free_rows = isinstance(o["sum_to_one"], (bool, np.bool_)) and not o["sum_to_one"]
     e_W = e // 2 if free_rows else 0
     e_H = e - e_W
-    if sp.issparse(X):
-        X = X.astype(M.dtype)
-        X.data = np.ldexp(X.data, -e)
-    else:
-        X = np.ldexp(M.dense.T if M.transposed else M.dense, -e)
+    X = scaled_data(X, M, e)
 
     def scaled(F: Any, by: int) -> Any:
         return None if F is None else np.ldexp(np.asarray(F), -by)
@@ -521,8 +520,6 @@ def _hold_H(X: Any, E: np.ndarray, o: dict[str, Any], k: int,
             dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, str]:
     """The custom start of a fit with every row of H known: H = fixed_H, W
     the user's or the NNLS abundances on it."""
-    from .endmembers import abundances_from_endmembers
-
     why = f"when fixed_H holds all n_components = {k} rows (H is held, not fitted)"
     for name in H_OPTIONS:
         value = o[name]
@@ -636,8 +633,6 @@ def _pixel_init(X: Any, k: int, method: str, seed: int, dtype: np.dtype,
     """Endmembers picked from the data's own pixels (SPA on sum-normalized
     pixels, or VCA), abundances by NNLS on them — the usual start in
     hyperspectral unmixing, close to the answer when pure pixels exist."""
-    from .endmembers import abundances_from_endmembers, spa, vca
-
     rows = spa(X, k, normalize=True) if method == "spa" else vca(X, k, random_state=seed)
     picked = X[rows]
     H = np.asarray(picked.toarray() if sp.issparse(picked) else picked, dtype=dtype)
@@ -652,71 +647,6 @@ def _floored(F: np.ndarray, dtype: np.dtype) -> np.ndarray:
     multiplicative updates can move every entry."""
     F = np.maximum(F, np.asarray(1e-3 * F.max() if F.size else 0, dtype=dtype))
     return np.ascontiguousarray(F, dtype=dtype)
-
-
-def simplex_sums(sum_to_one: Any, n_samples: int) -> Optional[np.ndarray]:
-    """What ``sum_to_one`` asks for: None (no constraint), an empty array
-    (every row of W sums to one) or the sum of every row (a scaled simplex,
-    each pixel's abundances summing to its own intensity)."""
-    if isinstance(sum_to_one, (bool, np.bool_)):
-        return np.empty(0) if sum_to_one else None
-    if isinstance(sum_to_one, (str, bytes, numbers.Number)) or sum_to_one is None:
-        raise TypeError("sum_to_one must be True, False or an array of one sum per sample "
-                        f"(n_samples = {n_samples}), got {sum_to_one!r}")
-    sums = np.asarray(sum_to_one, dtype=np.float64)
-    if sums.shape != (n_samples,):
-        raise ValueError(f"sum_to_one must have shape ({n_samples},) (one sum per sample) when it "
-                         f"is an array, got shape {sums.shape}")
-    if not np.isfinite(sums).all() or (sums.size and sums.min() < 0):
-        raise ValueError("sum_to_one must hold finite sums >= 0 when it is an array")
-    return np.ascontiguousarray(sums)
-
-
-def _constraints(rows: str, cols: str, shape: tuple[int, int], k: int, *, sum_to_one: Any,
-                 graph_W: Any, graph_H: Any, smooth_W: float, smooth_H: float,
-                 bounds_W: Any, bounds_H: Any, fixed_H: Any, minvol_H: float) -> dict[str, Any]:
-    """The constraint options in the core's names: the W (samples) side is
-    the core factor ``rows``, the H (features) side ``cols``."""
-    from .graphs import check_graph
-
-    # Errors from the core name the factors as the caller knows them.
-    out: dict[str, Any] = {"name_" + rows: "W", "name_" + cols: "H"}
-    sums = simplex_sums(sum_to_one, shape[0])
-    if sums is not None:
-        out["simplex_" + rows] = True
-        if sums.size:
-            out["simplex_sums_" + rows] = sums
-    for side, core, graph, smooth, n in (("W", rows, graph_W, smooth_W, shape[0]),
-                                         ("H", cols, graph_H, smooth_H, shape[1])):
-        smooth = check_nonneg(smooth, f"smooth_{side}")
-        if smooth > 0:
-            if graph is None:
-                raise ValueError(f"smooth_{side} > 0 needs graph_{side} (see unmix.graphs), "
-                                 "got None")
-            S = check_graph(graph, f"graph_{side}", n)
-            out["graph_" + core] = (S.indptr, S.indices, S.data, n)
-            out["smooth_" + core] = smooth
-    for side, core, bounds in (("W", rows, bounds_W), ("H", cols, bounds_H)):
-        if bounds is None:
-            continue
-        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-            raise TypeError(f"bounds_{side} must be a pair (lo, hi), got {bounds!r}")
-        for which, value in zip(("lower", "upper"), bounds):
-            v = np.asarray(value, dtype=np.float64)
-            if v.ndim == 0:
-                out[f"{which}_{core}"] = float(v)
-            elif v.shape == (k,):
-                out[f"{which}_cols_{core}"] = np.ascontiguousarray(v)
-            else:
-                raise ValueError(f"bounds_{side} entries must be scalars or arrays of length "
-                                 f"n_components = {k}, got shape {v.shape}")
-    minvol_H = check_nonneg(minvol_H, "minvol_H")
-    if minvol_H > 0:
-        out["minvol_" + cols] = minvol_H
-    if fixed_H is not None:  # checked by _known_spectra
-        out["fixed_cols_" + cols] = list(range(fixed_H.shape[0]))
-        out["fixed_values_" + cols] = np.asfortranarray(fixed_H.T)
-    return out
 
 
 class _Progress:
@@ -744,31 +674,9 @@ class _Progress:
     def __call__(self, iteration: int, objective: float, rel_error: float,
                  elapsed: float) -> bool:
         if self.bar is not None:
-            self.bar.update(1)
+            # The core's own count: a resumed fit starts where it stopped.
+            self.bar.update(iteration - self.bar.n)
             self.bar.set_postfix(rel_error=f"{rel_error:.3e}", refresh=False)
         if self.callback is None:
             return False
         return bool(self.callback(IterationInfo(iteration, objective, rel_error, elapsed)))
-
-
-def nnls_abundances(X: Any, H: np.ndarray, l1_W: float = 0.0, l2_W: float = 0.0,
-                    sum_to_one: bool = False, bounds_W: Optional[tuple[Any, Any]] = None
-                    ) -> np.ndarray:
-    """For each row x of X, the minimizer over w >= 0 of
-    ``½||x - w H||² + l1_W ||w||₁ + ½ l2_W ||w||²`` (on the simplex with
-    ``sum_to_one``, within ``bounds_W``): the core's half-step with H held
-    fixed — exact in one step with BPP, iterated to convergence with HALS
-    when there are bounds."""
-    M = as_core_matrix(X)
-    H = np.asarray(H, dtype=M.dtype)
-    k = H.shape[0]
-    exact = bounds_W is None
-    W0 = np.zeros((M.shape[0], k), dtype=M.dtype)
-    if not exact:
-        W0 += np.asarray(bounds_W[0], dtype=M.dtype)
-    return _fit(
-        X, k, solver="bpp" if exact else "hals", init="custom", max_iter=1 if exact else 1000,
-        tol=0.0 if exact else 1e-10, random_state=0, W=W0, H=H, l1_W=l1_W, l1_H=0.0,
-        l2_W=l2_W, l2_H=0.0, callback=None, verbose=False, time_limit=None, update_H=False,
-        sum_to_one=sum_to_one, bounds_W=bounds_W,
-    ).W

@@ -32,6 +32,11 @@ from . import _signals
 from ._output import OutputError, check as _output, publish
 from ._validation import INITS, SOLVERS
 
+#: Components ``unmix pca`` keeps unless -k says otherwise: the explained
+#: variance of real maps flattens long before (the rest is noise), and all
+#: of them would cost a full eigendecomposition and a score map each.
+PCA_DEFAULT_K = 20
+
 #: Exit code for bad input (argparse's own).
 EXIT_USAGE = 2
 #: Exit code after Ctrl-C (128 + SIGINT); after SIGTERM it is 128 + 15.
@@ -176,10 +181,11 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 
 
 def _crop(text: str) -> tuple[slice, ...]:
-    """``Y0:Y1,X0:X1[,C0:C1]``: a slice per axis (empty ends allowed)."""
+    """``Y0:Y1,X0:X1[,C0:C1]``: a slice per axis (empty ends allowed; an empty
+    field is the whole axis, so ``,,68:`` crops the channels only)."""
     out = []
     for part in text.split(","):
-        bounds = part.split(":")
+        bounds = part.split(":") if part.strip() else ["", ""]
         if len(bounds) != 2:
             raise argparse.ArgumentTypeError(
                 f"must be START:STOP per axis, separated by commas (e.g. 0:64,0:64), got {text!r}")
@@ -190,6 +196,45 @@ def _crop(text: str) -> tuple[slice, ...]:
                 f"must be integer START:STOP per axis (e.g. 0:64,0:64), got {text!r}") from None
         out.append(slice(start, stop))
     return tuple(out)
+
+
+def _selection(text: str) -> tuple[int, int]:
+    """``AXIS=INDEX`` of --select."""
+    axis, sep, index = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return int(axis), int(index)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be AXIS=INDEX, two integers (e.g. 2=1), got {text!r}") from None
+
+
+def _baseline_method(text: str) -> str:
+    """METHOD of --baseline, which may be left out: a file name there is the
+    input file taken for the method, which argparse would report only as a
+    missing INPUT."""
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"takes the name of a pybaselines method (arpls, asls, snip, mor ...) or nothing, "
+            f"got {text!r}: to leave the method out, put --baseline after the input file")
+    return text
+
+
+def _range(text: str) -> tuple[Optional[float], Optional[float]]:
+    """``LO:HI`` of --channel-range: numbers, either end empty (open)."""
+    bounds = text.split(":")
+    try:
+        if len(bounds) != 2:
+            raise ValueError
+        lo, hi = (float(b) if b.strip() else None for b in bounds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be LO:HI, two numbers in the channel axis' units (e.g. 0.2:20), either "
+            f"end empty, got {text!r}") from None
+    if lo is not None and hi is not None and not lo <= hi:
+        raise argparse.ArgumentTypeError(f"must have LO <= HI, got {text!r}")
+    return lo, hi
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -238,13 +283,28 @@ def _add_input(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channel-axis", type=int, default=None, metavar="AXIS",
                    help="the axis of the stored array holding the channels (default: "
                         "the one the format says, else the last)")
+    g.add_argument("--select", type=_selection, action="append", default=[],
+                   metavar="AXIS=INDEX",
+                   help="take INDEX on AXIS of the stored array (axes numbered as in the "
+                        "file, like --channel-axis), e.g. the channel of a 4-D grid (y, x, "
+                        "channel, bias): --channel-axis -1 --select 2=1; repeatable")
     g.add_argument("--crop", type=_crop, metavar="Y0:Y1,X0:X1[,C0:C1]",
                    help="read only this region (from HDF5 and .npy, only it is read): "
-                        "one START:STOP per axis, spatial axes first, then optionally "
-                        "the channels; empty ends allowed")
+                        "one START:STOP of indices per axis, spatial axes first, then "
+                        "optionally the channels; empty ends allowed, an empty field is "
+                        "the whole axis (,,68: crops the channels only)")
+    g.add_argument("--channel-range", type=_range, metavar="LO:HI",
+                   help="keep the channels from LO to HI (both included) in the units of "
+                        "the file's channel axis (keV, V, cm-1 ...), e.g. 0.2:20; an empty "
+                        "end is open (unmix.preprocess.crop's channels=(lo, hi))")
     g.add_argument("--bin", type=_int_tuple, metavar="F[,F...]",
                    help="sum blocks of pixels: one factor for every spatial axis, or one "
                         "per spatial axis, optionally followed by one for the channels")
+    g.add_argument("--baseline", nargs="?", const="arpls", default=None, metavar="METHOD",
+                   type=_baseline_method,
+                   help="remove each pixel's baseline (fluorescence, offset) with a method "
+                        "of pybaselines, after binning (unmix.preprocess.baseline; needs "
+                        "unmix[baseline]): arpls (without METHOD), asls, snip, mor ...")
     g.add_argument("--normalize", choices=("total", "max", "l2"),
                    help="scale every pixel spectrum to unit total counts, maximum or "
                         "l2 norm (unmix.preprocess.normalize)")
@@ -344,13 +404,29 @@ def _read(args: argparse.Namespace,
         kwargs["dataset"] = dataset
     if args.crop is not None:
         kwargs["crop"] = args.crop
-    image = io.read(path, **kwargs)
+    if args.select:
+        kwargs["select"] = dict(args.select)
+    with _Stage(f"reading {path.name}", args.quiet):
+        image = io.read(path, **kwargs)
+    steps = []
+    if args.crop is not None:  # the channels kept in their units too, when cropped
+        channels = len(args.crop) > len(image.spatial_shape)
+        steps.append(f"crop {_format_crop(args.crop)}{_span(image) if channels else ''}")
+    if args.channel_range is not None:
+        image, step = _channel_range(image, args.channel_range)
+        steps.append(step)
     # Named in the file's values: binning can hide a negative value, and
     # normalizing changes the minimum the message would quote.
-    check_data(image.X, described(image), nonneg)
-    steps = [f"crop {_format_crop(args.crop)}"] if args.crop is not None else []
+    try:
+        check_data(image.X, described(image), nonneg)
+    except ValueError:
+        unmeasured = _unmeasured(image, args)
+        if unmeasured is None:
+            raise
+        raise CommandError(unmeasured) from None
     undo: dict[str, Any] = {}
-    if args.bin is not None or args.normalize is not None or args.poisson_scale:
+    if args.bin is not None or args.normalize is not None or args.poisson_scale \
+            or args.baseline is not None:
         from . import preprocess
 
         if args.bin is not None:
@@ -368,6 +444,14 @@ def _read(args: argparse.Namespace,
                     f"{n_spatial + 1} (the channels last) for an image with {n_spatial} "
                     f"spatial axes, got {','.join(map(str, factors))}")
             steps.append("bin " + "x".join(str(f) for f in factors))
+        if args.baseline is not None:
+            with _Stage(f"removing the baseline ({args.baseline})", args.quiet):
+                image = preprocess.baseline(image, args.baseline)
+            done = image.metadata["preprocessing"][-1]
+            below, beyond = done["clipped_share"], done["beyond_noise"] / max(image.data.size, 1)
+            steps.append(f"baseline {args.baseline} (pybaselines; the {100 * below:.1f} % of "
+                         f"values below it set to zero, {100 * beyond:.2g} % beyond 3 noise "
+                         "sigma)")
         if args.normalize is not None:
             image, undo["pixel_norm"] = preprocess.normalize(image, args.normalize)
             steps.append(f"normalize {args.normalize}")
@@ -390,6 +474,49 @@ def _save_undo(out: Path, result: Any, undo: dict[str, Any]) -> list[Path]:
     if "pixel_norm" in undo:
         written.append(_write_npy(out / "pixel_norm.npy", undo["pixel_norm"]))
     return written
+
+
+def _span(image: Any) -> str:
+    """`` (channels 0.2-20 keV)``: the channels kept, in the file's units."""
+    unit = f" {image.channel_unit}" if image.channel_unit else ""
+    c = image.channels
+    return f" (channels {c[0]:.4g} to {c[-1]:.4g}{unit})"
+
+
+def _channel_range(image: Any, bounds: tuple[Optional[float], Optional[float]]
+                   ) -> tuple[Any, str]:
+    """--channel-range: the image cropped, and the step in both units."""
+    import numpy as np
+
+    from . import preprocess
+
+    c = np.asarray(image.channels, dtype=float)
+    lo = float(np.min(c)) if bounds[0] is None else bounds[0]
+    hi = float(np.max(c)) if bounds[1] is None else bounds[1]
+    kept = np.flatnonzero((c >= lo) & (c <= hi))
+    cropped = preprocess.crop(image, channels=(lo, hi))
+    unit = f" {image.channel_unit}" if image.channel_unit else ""
+    return cropped, (f"channel range {lo:g} to {hi:g}{unit}: channels {kept[0]}:{kept[-1] + 1} "
+                     f"of {len(c)}{_span(cropped)}")
+
+
+def _unmeasured(image: Any, args: argparse.Namespace) -> Optional[str]:
+    """The message for grid points a file says were never measured (NaN)."""
+    import numpy as np
+
+    n = image.metadata.get("unmeasured_points")
+    rows = image.metadata.get("complete_rows")
+    if not n or not np.isnan(np.asarray(image.X)).any():
+        return None
+    return (f"{args.input}: {n} grid points were never measured (NaN: the grid was stopped "
+            f"early); its first {rows} rows are complete: read them with --crop 0:{rows}")
+
+
+def _publish(args: argparse.Namespace, out: Path, command: str,
+             write: Callable[[Path], list[Path]]) -> list[Path]:
+    """:func:`unmix._output.publish`, with a status line while it writes."""
+    with _Stage(f"writing {out}", args.quiet):
+        return publish(out, command, write)
 
 
 def _format_crop(crop: Sequence[slice]) -> str:
@@ -449,31 +576,45 @@ class _FitProgress:
         from tqdm.auto import tqdm
 
         self.labels = list(labels)
+        self.desc = desc
         self.index = -1
         self.last = 0
         self.shown = 0.0
-        self.bar = tqdm(total=len(self.labels), desc=desc, unit="fit", file=sys.stderr,
-                        dynamic_ncols=True)
+        self.info: Any = None
+        self.bar = tqdm(total=len(self.labels), desc=f"{desc}: preparing the data", unit="fit",
+                        file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, info: Any) -> bool:
         if info.iteration <= self.last or self.index < 0:
             if self.index >= 0:
+                # The fit that ended, on its own last iteration (the
+                # throttled line below may show an earlier one).
+                self._show(self.info)
                 self.bar.update(1)
             self.index += 1
-            if self.index < len(self.labels):
-                self.bar.set_description_str(self.labels[self.index], refresh=False)
+            if self.index >= self.bar.total:  # a refit the labels did not foresee
+                self.bar.total = self.index + 1
+            label = (self.labels[self.index] if self.index < len(self.labels)
+                     else f"{self.desc} refinement")
+            self.bar.set_description_str(label, refresh=False)
         self.last = info.iteration
+        self.info = info
         now = time.monotonic()
         if now - self.shown > 0.2:
             self.shown = now
-            self.bar.set_postfix_str(f"iteration {info.iteration}, rel. error "
-                                     f"{info.rel_error:.4g}")
+            self._show(info)
         return False
+
+    def _show(self, info: Any) -> None:
+        self.bar.set_postfix_str(f"iteration {info.iteration}, rel. error "
+                                 f"{info.rel_error:.4g}")
 
     def __repr__(self) -> str:
         return "<the progress bar of the unmix command line>"
 
     def close(self) -> None:
+        if self.info is not None:
+            self._show(self.info)
         self.bar.update(self.bar.total - self.bar.n)
         self.bar.close()
 
@@ -518,6 +659,71 @@ class _Steps:
             self.bar.close()
 
 
+class _Stage:
+    """A status line (stderr) with the elapsed time, for a step without a
+    count (reading a file, writing the results). It appears only once the
+    step has lasted a second, so quick steps, and the one-line errors they
+    may end with, print nothing else."""
+
+    def __init__(self, text: str, quiet: bool) -> None:
+        import threading
+
+        self.text = text
+        self.bar: Any = None
+        self.started = time.time()
+        self.done = threading.Event()
+        self.thread = None if quiet else threading.Thread(target=self._tick, daemon=True)
+        if self.thread is not None:
+            self.thread.start()
+
+    def _tick(self) -> None:
+        if self.done.wait(1.0):
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=None, desc=self.text, file=sys.stderr,
+                        bar_format="{desc} [{elapsed}]")
+        self.bar.start_t = self.started  # the step's time, not the line's
+        while not self.done.wait(0.5):
+            self.bar.refresh()
+
+    def __enter__(self) -> "_Stage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _PassProgress:
+    """A progress bar (stderr) over the passes of :func:`unmix.pca` over
+    the data, fed by its ``progress(done, total)``; drawn from the first
+    call, so an error before any work prints nothing else."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        self.desc = desc
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="pass", file=sys.stderr,
+                            dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 # ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
@@ -541,8 +747,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.close()
     seconds = time.perf_counter() - start
     out = _output(args.output)
-    files = publish(out, "run", lambda folder: [*result.save(folder),
-                                                *_save_undo(folder, result, undo)])
+    files = _publish(args, out, "run", lambda folder: [
+        *result.save(folder, elements=args.elements, scaling=undo.get("poisson")),
+        *_save_undo(folder, result, undo)])
     fit = result.result
     params = result.params
     print(f"unmix run: {args.input}: {_describe(image)}")
@@ -632,7 +839,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
             progress.close()
     seconds = time.perf_counter() - start
     out = _output(args.output)
-    files = publish(out, "rank", selection.save)
+    files = _publish(args, out, "rank", selection.save)
     print(f"unmix rank: {args.input}: {_describe(image)}")
     if steps:
         print("  preprocessing: " + ", ".join(steps))
@@ -666,11 +873,16 @@ def cmd_pca(args: argparse.Namespace) -> int:
 
     _check_input(args)
     image, steps, _ = _read(args, nonneg=False)
+    k = args.k if args.k is not None else min(PCA_DEFAULT_K, image.n_pixels, image.n_channels)
     start = time.perf_counter()
-    result = pca(image, n_components=args.k)
+    progress = _PassProgress("PCA", args.quiet)
+    try:
+        result = pca(image, n_components=k, progress=progress)
+    finally:
+        progress.close()
     seconds = time.perf_counter() - start
     out = _output(args.output)
-    files = publish(out, "pca", result.save)
+    files = _publish(args, out, "pca", result.save)
     print(f"unmix pca: {args.input}: {_describe(image)}")
     if steps:
         print("  preprocessing: " + ", ".join(steps))
@@ -807,6 +1019,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
+def _elements(text: str) -> list[str]:
+    """--elements Fe,Pt: chemical symbols (a capital, then at most two
+    small letters)."""
+    import re
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if not re.fullmatch(r"[A-Z][a-z]{0,2}", n)]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected element symbols separated by commas (Fe,Pt), got {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="unmix", description=__doc__, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"unmix {__version__}")
@@ -831,6 +1056,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--n-components", dest="k", type=_positive_int, required=True,
                    help="number of components")
     _add_nmf(p)
+    p.add_argument("--elements", type=_elements, default=None, metavar="EL[,EL...]",
+                   help="elements whose X-ray lines (EELS: edges) the spectra mark, e.g. "
+                        "Fe,Pt (default: those the file lists; needs exspy)")
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     _add_common(p)
     p.set_defaults(run=cmd_run)
@@ -862,7 +1090,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  unmix pca cube.npy -k 10 -o pca")
     _add_input(p)
     p.add_argument("-k", "--n-components", dest="k", type=_positive_int, default=None,
-                   help="number of components to keep (default: all that unmix.pca keeps)")
+                   help=f"number of components to keep (default: {PCA_DEFAULT_K}, or all "
+                        "when there are fewer)")
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     _add_common(p)
     p.set_defaults(run=cmd_pca)

@@ -1,5 +1,5 @@
-"""Data with ground truth: images generated from a seed, and readers for the
-reference data in ``shared/data`` (nothing is downloaded).
+"""Data with ground truth: images generated from a seed, and readers for
+reference data files on disk (nothing is downloaded).
 
 - :func:`tof_sims_like`: a synthetic ToF-SIMS-like image with Poisson noise.
 - :func:`load_samson`: the real Samson hyperspectral image with its ground
@@ -7,10 +7,12 @@ reference data in ``shared/data`` (nothing is downloaded).
 - :func:`usgs_library` and :func:`usgs_mixture`: the USGS mineral spectral
   library and synthetic mixtures of its spectra with given abundance maps.
 
-The reference files are found in ``folder`` when given, else in the folder
-named by the environment variable ``UNMIX_DATA``, else in the first
-``shared/data`` folder met walking up from the current directory or from this
-package's source.
+The reference files are read from ``folder`` when given, else from the
+folder named by the environment variable ``UNMIX_DATA``, else from unmix's
+folder in the user cache where scientific Python packages keep public data
+sets (``pooch.os_cache("unmix")``, e.g. ``~/.cache/unmix`` on Linux; needs
+the optional ``pooch``, ``pip install "unmix[data]"``). See
+:func:`data_folder`.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from .image import SpectralImage
 
 __all__ = [
     "DEFAULT_MINERALS",
+    "REFERENCE_FILES",
     "ReferenceImage",
     "USGSLibrary",
+    "cache_folder",
     "data_folder",
     "load_samson",
     "tof_sims_like",
@@ -112,7 +116,7 @@ def tof_sims_like(
 
 
 # ---------------------------------------------------------------------------
-# Reference data from shared/data
+# Reference data files
 # ---------------------------------------------------------------------------
 
 
@@ -135,12 +139,49 @@ DEFAULT_MINERALS = ("Alunite HS295.3B", "Hematite GDS69.g <10um", "Nontronite SW
 _ABUNDANCE_FILES = ("abundance_spatial_3em.mat", "abundance_squares_3em.mat")
 
 
-def data_folder(folder: Union[str, os.PathLike, None] = None) -> Path:
-    """The folder holding the reference data.
+#: The reference files the readers of this module open, and which reads each.
+REFERENCE_FILES = {
+    "samson.mat": "load_samson",
+    "usgs_1995_library.mat": "usgs_library",
+    "abundance_spatial_3em.mat": "usgs_mixture",
+    "abundance_squares_3em.mat": "usgs_mixture",
+}
 
-    ``folder`` when given; else ``$UNMIX_DATA`` when set; else the first
-    ``shared/data`` folder found walking up from the current directory, then
-    from this package's source. Raises FileNotFoundError when there is none.
+
+def cache_folder() -> Path:
+    """unmix's folder in the user cache, ``pooch.os_cache("unmix")`` (the
+    convention scikit-image and HyperSpy follow for public data sets; it
+    honours ``XDG_CACHE_HOME`` on Linux). It need not exist.
+
+    Raises ImportError naming the optional dependency when pooch is not
+    installed.
+    """
+    try:
+        import pooch
+    except ImportError:
+        raise ImportError(
+            "unmix finds its reference data in the user cache through the optional package "
+            "pooch, which is not installed: pip install \"unmix[data]\" (or pip install "
+            "pooch), or set UNMIX_DATA to the folder holding the files, or pass folder=..."
+        ) from None
+    return Path(pooch.os_cache("unmix"))
+
+
+def data_folder(folder: Union[str, os.PathLike, None] = None) -> Path:
+    """The folder holding the reference data files (:data:`REFERENCE_FILES`).
+
+    ``folder`` when given; else ``$UNMIX_DATA`` when set; else
+    :func:`cache_folder`. Nothing is searched elsewhere and nothing is
+    downloaded: put the files in one of these places.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder chosen does not exist; the message says where to
+        put which file.
+    ImportError
+        When neither ``folder`` nor ``UNMIX_DATA`` is given and pooch (the
+        cache location) is not installed.
     """
     if folder is not None:
         if not isinstance(folder, (str, os.PathLike)):
@@ -156,23 +197,21 @@ def data_folder(folder: Union[str, os.PathLike, None] = None) -> Path:
             raise FileNotFoundError(
                 f"UNMIX_DATA must name an existing directory, got {env!r}")
         return path
-    starts = (Path.cwd(), Path(__file__).resolve().parent)
-    for start in starts:
-        for parent in (start, *start.parents):
-            candidate = parent / "shared" / "data"
-            if candidate.is_dir():
-                return candidate
-    raise FileNotFoundError(
-        "no reference data folder: pass folder=..., set UNMIX_DATA, or run from below a "
-        "directory holding shared/data (searched upwards from "
-        + " and from ".join(repr(str(s)) for s in starts) + ")"
-    )
+    path = cache_folder()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"no reference data folder: pass folder=..., set UNMIX_DATA to the folder holding "
+            f"the files, or put them in unmix's cache folder {str(path)!r} (absent); the files "
+            f"are {', '.join(REFERENCE_FILES)}")
+    return path
 
 
 def _data_file(name: str, folder: Union[str, os.PathLike, None]) -> Path:
     path = data_folder(folder) / name
     if not path.is_file():
-        raise FileNotFoundError(f"{name} is not in the data folder {str(path.parent)!r}")
+        raise FileNotFoundError(
+            f"{name} is not in the data folder {str(path.parent)!r}: put it there, or pass "
+            "folder=... (or set UNMIX_DATA) to the folder that holds it")
     return path
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import eigh
 
-from ._nmf import nnls_abundances
+from ._nnls import nnls_abundances
 from ._validation import block_step, check_int, matrix, rng_from
 
 __all__ = ["abundances_from_endmembers", "spa", "vca"]

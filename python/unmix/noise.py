@@ -27,8 +27,8 @@ import scipy.sparse as sp
 
 from ._validation import block_step, check_choice
 
-__all__ = ["NOISE_MODELS", "NoiseModel", "choose", "is_counts", "regression_variance",
-           "top_eigenvalues"]
+__all__ = ["NOISE_MODELS", "SPARSE_COUNT", "SPARSE_SHARE", "NoiseModel", "SparseChannelsWarning",
+           "choose", "is_counts", "regression_variance", "sparse_channels", "top_eigenvalues"]
 
 NOISE_MODELS = ("auto", "poisson", "gaussian")
 
@@ -135,6 +135,97 @@ def choose(X: Any, metadata: Optional[dict] = None, noise: str = "auto") -> Nois
         return NoiseModel("poisson", "asked for (noise='poisson')")
     counts, why = is_counts(X, metadata)
     return NoiseModel("poisson" if counts else "gaussian", why)
+
+
+# ---------------------------------------------------------------------------
+# Nearly empty channels under Poisson weights
+# ---------------------------------------------------------------------------
+
+#: Poisson weights divide a channel by the square root of its mean count
+#: ``m``: its noise energy per entry becomes about 1 and its signal energy
+#: ``m``. Below this mean count per pixel a weighted channel is noise at
+#: least 20 times over (single counts in channels the signal hardly
+#: reaches: high energies of an EDS map, masses between the peaks).
+SPARSE_COUNT = 0.05
+#: ... and such channels are worth a warning when they hold more than this
+#: share of the energy of the weighted matrix the fit sees: most of what it
+#: is then asked to reproduce is single counts, which a component may go to
+#: fitting.
+SPARSE_SHARE = 0.5
+
+
+class SparseChannelsWarning(UserWarning):
+    """Poisson weights make noise of nearly empty channels a large part of
+    the data (see :func:`sparse_channels`)."""
+
+
+def sparse_channels(means: Any, energies: Any, channels: Any, unit: str = "",
+                    spatial_axes: int = 2) -> Optional[str]:
+    """What to say when Poisson-weighted data are mostly single counts of
+    nearly empty channels, or None when they are not.
+
+    Parameters
+    ----------
+    means : array of shape (n_channels,)
+        Each channel's mean count per pixel, in the data as counted.
+    energies : array of shape (n_channels,)
+        Each channel's sum of squares in the weighted matrix the fit sees.
+    channels, unit
+        The channel axis and its unit, for the message.
+    spatial_axes : int
+        For the command-line form of the binning advice.
+
+    Returns
+    -------
+    str or None
+        When the channels with ``0 < mean < SPARSE_COUNT`` hold more than
+        ``SPARSE_SHARE`` of ``energies``: how many there are, where, and
+        the fixes (crop to the channels with counts, sum channels or pixels,
+        or Gaussian noise), with the exact arguments.
+    """
+    m = np.asarray(means, dtype=np.float64)
+    e = np.asarray(energies, dtype=np.float64)
+    c = np.asarray(channels, dtype=np.float64)
+    sparse = (m > 0) & (m < SPARSE_COUNT)
+    total = float(e.sum())
+    if not sparse.any() or total <= 0:
+        return None
+    share = float(e[sparse].sum()) / total
+    if share <= SPARSE_SHARE:
+        return None
+    u = f" {unit}" if unit else ""
+    where = f"{c[sparse].min():.4g} to {c[sparse].max():.4g}{u}"
+    fixes = []
+    positive = m[m > 0]
+    factor = int(np.ceil(SPARSE_COUNT / float(np.median(positive))))
+    if factor > 1:
+        fixes.append(f"sum channels or pixels so that the median channel gets {SPARSE_COUNT} "
+                     f"counts: unmix.preprocess.bin(image, channels={factor}) (unmix run --bin "
+                     f"{','.join(['1'] * spatial_axes + [str(factor)])}), or {factor} pixels")
+    dense = np.flatnonzero(m >= SPARSE_COUNT)
+    if dense.size:
+        i0, i1 = int(dense[0]), int(dense[-1]) + 1
+        removed = int(sparse.sum() - sparse[i0:i1].sum())
+        if removed:
+            lo, hi = c[i0], c[i1 - 1]
+            inside = e[i0:i1]
+            left = float(inside[sparse[i0:i1]].sum() / inside.sum()) if inside.sum() > 0 else 0.0
+            fixes.append(f"crop to the channels from the first to the last with {SPARSE_COUNT} "
+                         f"counts or more: unmix.preprocess.crop(image, channels=({lo:.6g}, "
+                         f"{hi:.6g})) (unmix run --channel-range {lo:.6g}:{hi:.6g}; by index "
+                         f"channels {i0}:{i1}), which removes {removed} of them"
+                         + (f" and leaves the others {100 * left:.0f} % of the data (crop and "
+                            "sum)" if left > SPARSE_SHARE else ""))
+    fixes.append("use noise='gaussian' (--noise gaussian), which weights every channel alike")
+    return (f"{int(sparse.sum())} of {m.size} channels ({where}) have fewer than {SPARSE_COUNT} "
+            f"counts per pixel on average and hold {100 * share:.0f} % of the Poisson-weighted "
+            f"data: their single counts are noise, which the weights (one over the square root "
+            f"of the mean count) make as large as the peaks, and a component may go to fitting "
+            f"it. " + _sentence("; or ".join(fixes)) + ".")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
@@ -20,7 +21,7 @@ import numpy as np
 from ._validation import check_data, check_int
 from .image import SpectralImage, described
 from .metrics import spectral_angles
-from .noise import NoiseModel, choose
+from .noise import NoiseModel, SparseChannelsWarning, choose
 from .preprocess import PoissonScaling, poisson_scale
 from .workflow import (_NMF_OPTIONS, _OWN, Unmixing, _as_image, _blocks, _check_nmf_options,
                        _describe_random_state, _pca_fit, _pixels, _seed_sequence, _unmix)
@@ -157,7 +158,7 @@ class RankSelection:
         return self.unmixings[self.recommended]
 
     def plot(self, **kwargs: Any) -> Any:
-        """The curves against k; see :func:`unmix.report.plot_rank`."""
+        """The curves against k; see :func:`unmix.figures.plot_rank`."""
         from . import report
 
         return report.plot_rank(self, **kwargs)
@@ -517,7 +518,11 @@ def select_rank(
     scaling: Optional[PoissonScaling] = None
     tested = X
     if model.model == "poisson":
-        scaled, scaling = poisson_scale(img)
+        # The rank test simulates the noise floor of the scaled data, sparse
+        # channels included; the fits below say if they matter to them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SparseChannelsWarning)
+            scaled, scaling = poisson_scale(img)
         tested = _pixels(scaled)
     test = _test_spectrum(tested, int(ks_arr[-1]), img if scaling is not None else None,
                           scaling)

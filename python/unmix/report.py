@@ -1,18 +1,13 @@
-"""Figures, files and a self-contained HTML report for the results of
+"""Files and a self-contained HTML report for the results of
 :func:`unmix.unmix`, :func:`unmix.pca` and :func:`unmix.select_rank`.
 
-Figures are :class:`matplotlib.figure.Figure` objects made directly, never
-through pyplot: nothing touches matplotlib's global state or needs a GUI
-backend, and the figures are garbage-collected like any object. Display one
-in a notebook by leaving it as the cell's value.
+The figures are made by :mod:`unmix.figures` (re-exported here, where
+they were first published); this module writes them with the arrays, the
+HDF5 file and the HTML page.
 
 Every file is written atomically: to a temporary name in the target folder,
 then renamed over the final name, so a reader never sees a half-written
 file and an interrupted save leaves the previous files intact.
-
-Maps follow the image's spatial dimensions: a line scan (1 spatial axis) is
-drawn as curves, a map (2) as images, and a volume (3 or more) as the middle
-slice along its leading axes, which the titles state.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import base64
 import html
 import io
 import json
-import math
 import numbers
 import os
 from datetime import datetime, timezone
@@ -31,420 +25,23 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from ._files import atomic_write
+from .figures import (abundances_figure, composite_figure, convergence_figure, intensity_figure,
+                      pca_components_figure, pca_scores_figure, plot, plot_pca, plot_rank,
+                      residual_figure, scree_figure, spectra_figure)
+from .figures import lines as _lines
+from .figures._layout import shares as _layout_shares
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
     from .rank import RankSelection
     from .workflow import PCAResult, Unmixing
 
 __all__ = [
-    "abundances_figure", "convergence_figure", "plot", "plot_pca", "plot_rank",
-    "residual_figure", "save", "save_pca", "save_rank", "spectra_figure",
+    "abundances_figure", "composite_figure", "convergence_figure", "intensity_figure",
+    "pca_components_figure", "pca_scores_figure", "plot", "plot_pca", "plot_rank",
+    "residual_figure", "save", "save_pca", "save_rank", "scree_figure", "spectra_figure",
 ]
 
 _DPI = 100
-
-
-# ---------------------------------------------------------------------------
-# Figure helpers
-# ---------------------------------------------------------------------------
-
-
-def _figure(figsize: tuple[float, float]) -> "Figure":
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, layout="constrained")
-
-
-def _target(fig: Any, figsize: tuple[float, float]) -> Any:
-    """The Figure or SubFigure to draw into: the given one, or a new Figure."""
-    if fig is None:
-        return _figure(figsize)
-    from matplotlib.figure import FigureBase
-
-    if not isinstance(fig, FigureBase):
-        raise TypeError(f"fig must be a matplotlib Figure or SubFigure or None, got {fig!r}")
-    return fig
-
-
-def _slice_view(values: np.ndarray, spatial_shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
-    """At most 2 spatial axes of per-pixel ``values`` (*spatial, ...): the
-    middle slice along the leading axes of a volume, and a note saying so."""
-    nd = len(spatial_shape)
-    if nd <= 2:
-        return values, ""
-    index = tuple(s // 2 for s in spatial_shape[:nd - 2])
-    where = ", ".join(f"axis {a} at {i} of {s}"
-                      for a, (i, s) in enumerate(zip(index, spatial_shape)))
-    return values[index], f"\nmiddle slice: {where}"
-
-
-def _channel_label(unit: str) -> str:
-    return unit if unit else "channel"
-
-
-def _colour(i: int) -> str:
-    return f"C{i % 10}"
-
-
-def _grid(k: int) -> tuple[int, int]:
-    ncols = min(k, 4) if k <= 8 else math.ceil(math.sqrt(k))
-    return math.ceil(k / ncols), ncols
-
-
-def _check_max_maps(max_maps: Any, k: int) -> int:
-    if max_maps is None:
-        return k
-    if isinstance(max_maps, bool) or not isinstance(max_maps, numbers.Integral) or max_maps < 1:
-        raise ValueError(f"max_maps must be a positive integer or None, got {max_maps!r}")
-    return min(int(max_maps), k)
-
-
-def _shares(unmixing: "Unmixing") -> np.ndarray:
-    totals = unmixing.abundances.reshape(-1, unmixing.n_components).sum(axis=0,
-                                                                       dtype=np.float64)
-    s = totals.sum()
-    return totals / s if s > 0 else np.zeros_like(totals)
-
-
-def _maps_grid(fig: Any, maps: np.ndarray, titles: Sequence[str], *, cmap: str,
-               shared: bool, symmetric: bool, label: str) -> None:
-    """Images of ``maps`` (rows, cols, m) in a grid; one colour scale for all
-    with one colourbar (``shared``), or one scale and colourbar per map."""
-    m = maps.shape[-1]
-    nrows, ncols = _grid(m)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-
-    def limits(a: np.ndarray) -> tuple[float, float]:
-        finite = a[np.isfinite(a)]
-        if finite.size == 0:
-            return 0.0, 1.0
-        if symmetric:
-            v = float(np.abs(finite).max()) or 1.0
-            return -v, v
-        lo, hi = float(min(finite.min(), 0.0)), float(finite.max())
-        return lo, (hi if hi > lo else lo + 1.0)
-
-    vmin, vmax = limits(maps)
-    image = None
-    for i, ax in enumerate(axes):
-        if i >= m:
-            ax.set_axis_off()
-            continue
-        lo, hi = (vmin, vmax) if shared else limits(maps[..., i])
-        image = ax.imshow(maps[..., i], cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
-        ax.set_title(titles[i], fontsize="medium")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if not shared:
-            fig.colorbar(image, ax=ax, shrink=0.85)
-    if shared and image is not None:
-        fig.colorbar(image, ax=list(axes[:m]), shrink=0.85, label=label)
-
-
-def _line_scan(fig: Any, curves: np.ndarray, labels: Sequence[str], ylabel: str,
-               colours: Optional[Sequence[str]] = None) -> None:
-    """Per-pixel values of a line scan (pixels, m) as curves on one axes."""
-    ax = fig.subplots()
-    x = np.arange(curves.shape[0])
-    for i in range(curves.shape[1]):
-        ax.plot(x, curves[:, i], color=colours[i] if colours else None, label=labels[i])
-    ax.set_xlabel("position (pixel)")
-    ax.set_ylabel(ylabel)
-    if curves.shape[1] > 1 and curves.shape[1] <= 12:
-        ax.legend(fontsize="small")
-
-
-# ---------------------------------------------------------------------------
-# Unmixing figures
-# ---------------------------------------------------------------------------
-
-
-def spectra_figure(unmixing: "Unmixing", fig: Any = None) -> Any:
-    """The endmember spectra against the channel axis."""
-    fig = _target(fig, (7, 4))
-    ax = fig.subplots()
-    shares = _shares(unmixing)
-    for i, spectrum in enumerate(unmixing.endmembers):
-        ax.plot(unmixing.channels, spectrum, color=_colour(i), lw=1.0,
-                label=f"#{i + 1} ({100 * shares[i]:.1f} %)")
-    ax.set_xlabel(_channel_label(unmixing.channel_unit))
-    ax.set_ylabel(_spectrum_label(unmixing))
-    if unmixing.n_components <= 12:
-        ax.legend(fontsize="small", title="share of abundance", title_fontsize="small")
-    fig.suptitle(f"endmember spectra (k = {unmixing.n_components})")
-    return fig
-
-
-def _spectrum_label(unmixing: "Unmixing") -> str:
-    """What the endmember spectra's values are."""
-    params = unmixing.params
-    if params.get("model", "plain") == "plain":
-        norm = params.get("normalize")
-        return "intensity" + (f" (normalized: {norm})" if norm else "")
-    unit = "counts" if params.get("noise") == "poisson" else "data units"
-    at = " at the mean intensity" if params.get("fractions") == "signal" else ""
-    return f"{unit} per pixel (pure{at})"
-
-
-def _abundance_label(unmixing: "Unmixing") -> str:
-    return "abundance" if unmixing.params.get("model", "plain") == "plain" else "fraction"
-
-
-def abundances_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "viridis",
-                      max_maps: Optional[int] = None) -> Any:
-    """The abundance maps on one shared colour scale (curves for a line
-    scan, the middle slice of a volume)."""
-    k = unmixing.n_components
-    m = _check_max_maps(max_maps, k)
-    spatial = unmixing.image.spatial_shape
-    values, note = _slice_view(np.asarray(unmixing.abundances)[..., :m], spatial)
-    shares = _shares(unmixing)
-    titles = [f"#{i + 1} ({100 * shares[i]:.1f} %)" for i in range(m)]
-    if len(spatial) == 1:
-        fig = _target(fig, (7, 4))
-        _line_scan(fig, values, titles, _abundance_label(unmixing),
-                   [_colour(i) for i in range(m)])
-    else:
-        nrows, ncols = _grid(m)
-        fig = _target(fig, (2.6 * ncols + 1.2, 2.4 * nrows + 0.6))
-        _maps_grid(fig, values, titles, cmap=cmap, shared=True, symmetric=False,
-                   label=_abundance_label(unmixing))
-    shown = "" if m == k else f", first {m} of {k}"
-    fig.suptitle(f"abundances{shown}{note}")
-    return fig
-
-
-def intensity_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "gray") -> Any:
-    """The per-pixel intensity of the scaled sum-to-one model (illumination,
-    thickness relative to what the composition gives)."""
-    spatial = unmixing.image.spatial_shape
-    values, note = _slice_view(np.asarray(unmixing.intensity), spatial)
-    if len(spatial) == 1:
-        fig = _target(fig, (7, 3.5))
-        _line_scan(fig, values[:, None], ["intensity"], "intensity", ["k"])
-    else:
-        fig = _target(fig, (5, 4.2))
-        _maps_grid(fig, values[..., None], [""], cmap=cmap, shared=True,
-                   symmetric=False, label="intensity")
-    fig.suptitle(f"intensity ({unmixing.params.get('fractions', '')} fractions){note}")
-    return fig
-
-
-def residual_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "magma") -> Any:
-    """The per-pixel residual norm ``||x - w H||``."""
-    spatial = unmixing.image.spatial_shape
-    values, note = _slice_view(np.asarray(unmixing.residual), spatial)
-    if len(spatial) == 1:
-        fig = _target(fig, (7, 3.5))
-        _line_scan(fig, values[:, None], ["residual"], "||x - wH||", ["k"])
-    else:
-        fig = _target(fig, (5, 4.2))
-        _maps_grid(fig, values[..., None], [""], cmap=cmap, shared=True,
-                   symmetric=False, label="||x - wH||")
-    fig.suptitle(f"residual, relative error {unmixing.rel_error:.3g}{note}")
-    return fig
-
-
-def convergence_figure(unmixing: "Unmixing", fig: Any = None) -> Any:
-    """Relative error against iteration (log scale) of the best restart."""
-    fig = _target(fig, (6, 4))
-    ax = fig.subplots()
-    rel = np.asarray(unmixing.result.rel_error, dtype=np.float64)
-    ax.plot(np.arange(rel.size), rel, marker="." if rel.size <= 50 else None, color="C0")
-    if np.any(rel > 0):  # a log axis needs positive data (an exact fit reaches 0)
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("||X - WH|| / ||X||")
-    r = unmixing.result
-    fig.suptitle(f"convergence: {r.n_iter} iterations, stop: {r.stop_reason}")
-    return fig
-
-
-def plot(unmixing: "Unmixing", *, cmap: str = "viridis", max_maps: Optional[int] = None,
-         figsize: Optional[tuple[float, float]] = None) -> "Figure":
-    """Spectra, convergence, abundance maps and residual in one figure.
-
-    Parameters
-    ----------
-    unmixing : Unmixing
-    cmap : str
-        Colour map of the abundance maps.
-    max_maps : int, optional
-        Show only the first (most abundant) maps.
-    figsize : (float, float), optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    m = _check_max_maps(max_maps, unmixing.n_components)
-    nrows, _ = _grid(m)
-    fig = _figure(figsize or (13, 7 + 2.2 * nrows))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 0.5 + 0.6 * nrows])
-    left, right = top.subfigures(1, 2, width_ratios=[1.6, 1.0])
-    spectra_figure(unmixing, left)
-    convergence_figure(unmixing, right)
-    left, right = bottom.subfigures(1, 2, width_ratios=[1.8, 1.0])
-    abundances_figure(unmixing, left, cmap=cmap, max_maps=max_maps)
-    residual_figure(unmixing, right)
-    return fig
-
-
-# ---------------------------------------------------------------------------
-# PCA figures
-# ---------------------------------------------------------------------------
-
-
-def pca_components_figure(result: "PCAResult", fig: Any = None, *, max_components: int = 6) -> Any:
-    """The first principal axes against the channel axis."""
-    fig = _target(fig, (7, 4))
-    m = _check_max_maps(max_components, result.n_components)
-    ax = fig.subplots()
-    ax.axhline(0.0, color="0.6", lw=0.8)
-    for i in range(m):
-        ax.plot(result.channels, result.components[i], color=_colour(i), lw=1.0,
-                label=f"PC{i + 1} ({100 * result.explained_variance_ratio[i]:.1f} %)")
-    ax.set_xlabel(_channel_label(result.channel_unit))
-    ax.set_ylabel("loading")
-    ax.legend(fontsize="small")
-    fig.suptitle("principal components" + ("" if m == result.n_components
-                                           else f" (first {m} of {result.n_components})"))
-    return fig
-
-
-def pca_scores_figure(result: "PCAResult", fig: Any = None, *, cmap: str = "RdBu_r",
-                      max_maps: Optional[int] = 6) -> Any:
-    """Score maps, each on its own symmetric colour scale (later components
-    are weaker, and one shared scale would hide them)."""
-    m = _check_max_maps(max_maps, result.n_components)
-    spatial = result.image.spatial_shape
-    values, note = _slice_view(np.asarray(result.scores)[..., :m], spatial)
-    titles = [f"PC{i + 1}" for i in range(m)]
-    if len(spatial) == 1:
-        fig = _target(fig, (7, 4))
-        _line_scan(fig, values, titles, "score", [_colour(i) for i in range(m)])
-    else:
-        nrows, ncols = _grid(m)
-        fig = _target(fig, (2.9 * ncols + 0.6, 2.4 * nrows + 0.6))
-        _maps_grid(fig, values, titles, cmap=cmap, shared=False, symmetric=True, label="score")
-    fig.suptitle("scores" + note)
-    return fig
-
-
-def scree_figure(result: "PCAResult", fig: Any = None) -> Any:
-    """Explained variance ratio per component (log) and cumulative."""
-    fig = _target(fig, (6, 4))
-    ax = fig.subplots()
-    x = np.arange(1, result.n_components + 1)
-    ratio = result.explained_variance_ratio
-    ax.plot(x, ratio, marker="o", ms=3, color="C0", label="per component")
-    if np.any(ratio > 0):
-        ax.set_yscale("log")
-    ax.set_xlabel("component")
-    ax.set_ylabel("explained variance ratio", color="C0")
-    twin = ax.twinx()
-    twin.plot(x, np.cumsum(ratio), color="C1", label="cumulative")
-    twin.set_ylim(0, 1.02)
-    twin.set_ylabel("cumulative", color="C1")
-    fig.suptitle("scree")
-    return fig
-
-
-def plot_pca(result: "PCAResult", *, max_maps: Optional[int] = 6,
-             figsize: Optional[tuple[float, float]] = None) -> "Figure":
-    """Components, scree and score maps in one figure."""
-    m = _check_max_maps(max_maps, result.n_components)
-    nrows, _ = _grid(m)
-    fig = _figure(figsize or (13, 6.5 + 2.2 * nrows))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 0.5 + 0.6 * nrows])
-    left, right = top.subfigures(1, 2, width_ratios=[1.6, 1.0])
-    pca_components_figure(result, left)
-    scree_figure(result, right)
-    pca_scores_figure(result, bottom, max_maps=max_maps)
-    return fig
-
-
-# ---------------------------------------------------------------------------
-# Rank selection figure
-# ---------------------------------------------------------------------------
-
-
-def plot_rank(selection: "RankSelection", fig: Any = None,
-              figsize: Optional[tuple[float, float]] = None) -> Any:
-    """The spectrum test that decided (singular values squared over the
-    noise floor, against component index) and the NMF diagnostics against
-    k, the recommended k marked; the reason, wrapped, as the title."""
-    import textwrap
-
-    fig = _target(fig, figsize or (15, 8))
-    axes = fig.subplots(2, 4).ravel()
-    ks = selection.ks
-    k_rec = selection.recommended
-
-    def curve(ax: Any, y: np.ndarray, title: str, ylabel: str, log: bool = False) -> None:
-        y = np.asarray(y, dtype=np.float64)
-        ok = np.isfinite(y)
-        ax.plot(ks[ok], y[ok], marker="o", color="C0")
-        if log and np.any(y[ok] > 0):
-            ax.set_yscale("log")
-        ax.axvline(k_rec, color="C3", ls="--", lw=1.0)
-        ax.set_title(title, fontsize="medium")
-        ax.set_xlabel("k")
-        ax.set_ylabel(ylabel)
-        ax.set_xticks(ks)
-
-    # Where a value was not tested, its floor is that of the last test: the
-    # floor hardly changes from one test to the next.
-    floor = np.where(np.isfinite(selection.noise_floor), selection.noise_floor,
-                     selection.noise_level)
-    relative = selection.threshold / selection.noise_level
-    ax = axes[0]
-    index = np.arange(1, selection.spectrum.size + 1)
-    ratio = selection.spectrum / floor
-    ax.plot(index, ratio, marker="o", color="C0")
-    # The values that decide sit within a few per cent of 1, too close to
-    # read off a log axis: written next to their points.
-    for i in np.flatnonzero(np.isfinite(selection.noise_floor)):
-        ax.annotate(f"{ratio[i]:.3f}", (index[i], ratio[i]), textcoords="offset points",
-                    xytext=(4, 4), fontsize="x-small")
-    ax.axhline(relative, color="C1", ls=":", label=f"threshold {relative:.4g}")
-    ax.axhline(1.0, color="0.5", ls=":", label="noise floor")
-    ax.axvline(k_rec, color="C3", ls="--", lw=1.0)
-    if np.any(selection.spectrum > 0):
-        ax.set_yscale("log")
-    ax.set_title(f"spectrum: {selection.signal_rank} above the noise", fontsize="medium")
-    ax.set_xlabel("component i")
-    ax.set_ylabel("s_i² / noise floor")
-    ax.set_xticks(index)
-    ax.legend(fontsize="small")
-    gain = selection.gain / selection.noise_level
-    curve(axes[1], np.where(gain > 0, gain, np.nan), "NMF gain per component", "gain / noise floor",
-          log=True)
-    axes[1].axhline(relative, color="C1", ls=":", label="threshold")
-    axes[1].axhline(1.0, color="0.5", ls=":", label="noise floor")
-    axes[1].legend(fontsize="small")
-    curve(axes[2], selection.rel_error, "relative error", "||X - WH|| / ||X||", log=True)
-    curve(axes[3], selection.stability, "stability across restarts", "mean SAD (deg)")
-    curve(axes[4], selection.pca_cumulative, "PCA cumulative explained variance", "ratio")
-    curve(axes[5], np.where(selection.n_reappearing >= 0, selection.n_reappearing, np.nan),
-          "endmembers of k-1 reappearing", "count")
-    axes[5].yaxis.get_major_locator().set_params(integer=True)
-    curve(axes[6], selection.bic, "BIC-like criterion", "BIC")
-    axes[7].set_axis_off()
-    # The reason is one long line: wrapped to the figure's width (about 11
-    # characters per inch at the medium font), or the title runs off both
-    # sides of the picture.
-    root = fig
-    while not hasattr(root, "get_size_inches"):  # a SubFigure: its parent's width
-        root = root.figure
-    width = float(root.get_size_inches()[0])
-    reason = textwrap.fill(selection.reason, width=max(40, int(width * 11)))
-    fig.suptitle(f"rank selection: recommended k = {k_rec} ({selection.noise.model} noise)"
-                 f"\n{reason}", fontsize="medium")
-    return fig
 
 
 # ---------------------------------------------------------------------------
@@ -662,7 +259,8 @@ def _figures(folder: Path, figures: Sequence[tuple[str, Any, str]],
 # ---------------------------------------------------------------------------
 
 
-def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
+def save(unmixing: "Unmixing", folder: Any, *, elements: Any = None, lines: Any = None,
+         scaling: Any = None) -> list[Path]:
     """Writes an unmixing to ``folder`` (created if needed).
 
     Files: ``W.npy`` (abundances, shape (*spatial, k): the fractions of the
@@ -677,9 +275,20 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
     dicts, arrays, callables — as JSON text, listed in the attribute
     ``json_encoded_attributes``) plus ``n_iter``, ``converged``,
     ``stop_reason``, ``timings``, ``unmix_version`` and ``created``; the
-    figures ``spectra.png``, ``abundances.png``, ``intensity.png`` (scaled
-    model), ``residual.png`` and ``convergence.png``; and ``report.html``, a self-contained page with the
-    figures embedded.
+    figures ``spectra.png`` (the element lines marked), ``abundances.png``
+    (each map on its own scale), ``composite.png`` (the main components in
+    colour; maps only), ``intensity.png`` (scaled model), ``residual.png``
+    and ``convergence.png``; and ``report.html``, a self-contained page
+    with the figures embedded.
+
+    Parameters
+    ----------
+    unmixing : Unmixing
+    folder : str or os.PathLike
+    elements, lines, scaling
+        As in :func:`unmix.figures.spectra_figure`: the elements and X-ray
+        lines to mark (default: the file's), the Poisson scaling applied
+        before the fit (the spectra are then drawn in counts).
 
     Returns
     -------
@@ -713,11 +322,18 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
         "restart_objectives": np.array([s.objective for s in u.restarts]),
         "restart_n_iter": np.array([s.n_iter for s in u.restarts], dtype=np.int64),
     }, attrs))
+    from .io._hyperspy import save_hyperspy_beside  # unmixing.hspy, for hs.load (issue 15)
+    written += save_hyperspy_beside(u, path)
 
     figures = [
-        ("spectra.png", spectra_figure(u), "Endmember spectra."),
-        ("abundances.png", abundances_figure(u), "Abundance maps on one colour scale."),
+        ("spectra.png", spectra_figure(u, elements=elements, lines=lines, scaling=scaling),
+         "Endmember spectra" + _markers_caption(u, elements, lines)),
+        ("abundances.png", abundances_figure(u),
+         "Abundance maps, each on its own colour scale."),
     ]
+    if len(u.image.spatial_shape) >= 2:
+        figures.append(("composite.png", composite_figure(u),
+                        "The main components in one picture, each in its own colour."))
     if scaled:
         figures.append(("intensity.png", intensity_figure(u),
                         "Per-pixel intensity: x = intensity * fractions @ endmembers."))
@@ -741,6 +357,7 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
     if u.params.get("model") == "scaled":
         summary.append(("fractions", f"of the {u.params.get('fractions')} "
                         f"(intensity chi-square per pixel {u.params.get('intensity_chi2', 0):.3g})"))
+    summary += _elements_rows(u.image.metadata, elements, lines)
     summary += [("note", event) for event in u.events]
     restarts = [(i + 1, s.seed, s.objective, s.n_iter) for i, s in enumerate(u.restarts)]
     sections = [
@@ -751,12 +368,38 @@ def save(unmixing: "Unmixing", folder: Any) -> list[Path]:
         ("Timings (s)", _table(sorted(r.timings.items()), ["step", "seconds"])),
         ("Component shares", _table(
             [(f"#{i + 1}", f"{100 * s:.2f} %", float(u.scales[i]))
-             for i, s in enumerate(_shares(u))], ["component", "share", "scale"])),
+             for i, s in enumerate(_layout_shares(np.asarray(u.abundances)))],
+            ["component", "share", "scale"])),
     ]
     written.append(_write_bytes(path / "report.html",
                                 _html(f"Unmixing: {u.image.name or 'spectral image'}",
                                       sections)))
     return written
+
+
+def _markers_caption(u: "Unmixing", elements: Any, lines: Any) -> str:
+    found = _lines.markers(u.image.metadata, u.channel_unit, u.channels, elements=elements,
+                           lines=lines)
+    if not found:
+        return "."
+    names = sorted({m.element for m in found})
+    return f", the lines of {', '.join(names)} marked (eXSpy's database)."
+
+
+def _elements_rows(metadata: Any, elements: Any, lines: Any) -> list[tuple[str, Any]]:
+    """Which elements the spectra mark, or why they mark none."""
+    wanted, named = _lines.requested(metadata, elements, lines)
+    if not wanted and not named:
+        return []
+    rows: list[tuple[str, Any]] = [("elements", ", ".join(wanted + named))]
+    missing = _lines.database_missing()
+    if missing:
+        rows.append(("element markers", f"not drawn: {missing}"))
+    else:
+        unknown = _lines.unknown_elements(wanted)
+        if unknown:
+            rows.append(("element markers", f"unknown element(s): {', '.join(unknown)}"))
+    return rows
 
 
 def save_pca(result: "PCAResult", folder: Any) -> list[Path]:

@@ -33,7 +33,7 @@ double roughness(const arma::mat& F, const arma::sp_mat& S) {
 
 }  // namespace
 
-TEST_CASE("sum-to-one rows are exact and the objective monotone (bpp, mu)", "[constraints]") {
+TEST_CASE("sum-to-one rows are exact and the objective monotone (bpp, mu)", "[constraints][big]") {
   // M (channels x pixels) = E A^T with abundance rows on the simplex: the
   // core's H (pixels x k) carries the constraint.
   arma::arma_rng::set_seed(31);

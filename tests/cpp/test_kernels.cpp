@@ -74,7 +74,7 @@ TEMPLATE_TEST_CASE("the dense products equal the reference on every instruction 
     }
 }
 
-TEMPLATE_TEST_CASE("the products do not depend on the number of threads", "[kernels]", float, double) {
+TEMPLATE_TEST_CASE("the products do not depend on the number of threads", "[kernels][big]", float, double) {
   for (Isa isa : isas())
     for (arma::uword k : {4, 6, 16}) {
       for (auto [m, n] : {std::pair<arma::uword, arma::uword>{300, 5000}, {40, 30000}, {30000, 40}, {2000, 2000}}) {

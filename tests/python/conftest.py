@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+#: The reference data of this repository's tests: $UNMIX_DATA, else
+#: ../shared/data beside the project when it exists (as tools/run-tests
+#: exports it); tests that need it skip when neither is there.
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+if not os.environ.get("UNMIX_DATA") and _SHARED.is_dir():
+    os.environ["UNMIX_DATA"] = str(_SHARED)
 
 SOLVERS = ("bpp", "hals", "mu")
 

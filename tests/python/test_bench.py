@@ -156,3 +156,26 @@ def test_perf_quick_pyplanc(tmp_path: Path) -> None:
     assert positive(planc["ratio_to_floor"])
     assert planc["machine"]["pyplanc"]
     assert not list(tmp_path.iterdir())  # --no-save wrote nothing
+
+
+# --- bench/bench_pca.py --------------------------------------------------------
+
+PCA_BENCH = ROOT / "bench" / "bench_pca.py"
+
+
+def test_bench_pca_quick_prints_ratios_and_agreement(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(PCA_BENCH), "--quick", "--k", "3", "5",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [r["k"] for r in records] == [3, 5]
+    for r in records:
+        assert r["matrix"] == "synthetic_2000x300" and r["unmix_method"] == "randomized"
+        for key in ("unmix_sec", "sklearn_randomized_sec", "sklearn_auto_sec",
+                    "ratio_randomized_to_unmix", "ratio_auto_to_unmix"):
+            assert math.isfinite(r[key]) and r[key] > 0, (key, r[key])
+        assert math.isclose(r["ratio_randomized_to_unmix"],
+                            r["sklearn_randomized_sec"] / r["unmix_sec"])
+        # Rank 6: the 3 or 5 leading variances are signal, exact to rounding.
+        assert r["ev_relerr_unmix"] < 1e-9

@@ -1,4 +1,4 @@
-"""unmix.datasets: the readers of shared/data and the USGS mixtures."""
+"""unmix.datasets: finding the reference data, its readers and the USGS mixtures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _data_or_skip():
     try:
         return datasets.data_folder()
     except FileNotFoundError as err:
-        pytest.skip(f"reference data shared/data is absent: {err}")
+        pytest.skip(f"the reference data is absent: {err}")
 
 
 @pytest.fixture(scope="module")
@@ -38,24 +38,45 @@ def _snr_db(signal, noise):
 # --------------------------------------------------------------------------
 
 
-def test_folder_from_argument_env_and_walk(tmp_path, monkeypatch):
-    assert datasets.data_folder(tmp_path) == tmp_path
-    monkeypatch.setenv("UNMIX_DATA", str(tmp_path))
-    assert datasets.data_folder() == tmp_path
+def test_folder_from_argument_then_env_then_cache(tmp_path, monkeypatch):
+    given, env, cache = tmp_path / "given", tmp_path / "env", tmp_path / "xdg" / "unmix"
+    for folder in (given, env, cache):
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("UNMIX_DATA", str(env))
+    assert datasets.data_folder(given) == given
+    assert datasets.data_folder() == env
     monkeypatch.delenv("UNMIX_DATA")
-    found = tmp_path / "shared" / "data"
-    found.mkdir(parents=True)
+    assert datasets.cache_folder() == cache
+    assert datasets.data_folder() == cache
+
+
+def test_a_parent_holding_shared_data_is_not_used(tmp_path, monkeypatch):
+    # The old lookup walked up from the working directory to any
+    # shared/data: a convention of this repository, not of a user's machine.
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "samson.mat").write_bytes(b"not read")
     (tmp_path / "a" / "b").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "a" / "b")
-    assert datasets.data_folder() == found
+    monkeypatch.delenv("UNMIX_DATA", raising=False)
+    cache = tmp_path / "xdg" / "unmix"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(FileNotFoundError) as info:
+        datasets.data_folder()
+    message = str(info.value)
+    assert str(tmp_path / "shared") not in message
+    # It says what to do: the three places, and the files to put there.
+    assert "pass folder=..." in message and "set UNMIX_DATA" in message
+    assert repr(str(cache)) in message
+    for name in ("samson.mat", "usgs_1995_library.mat", "abundance_spatial_3em.mat"):
+        assert name in message
+    cache.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"samson.mat is not in the data folder .*"
+                                                r"put it there, or pass folder="):
+        datasets.load_samson()
 
 
 def test_folder_absent(tmp_path, monkeypatch):
-    monkeypatch.delenv("UNMIX_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(datasets, "__file__", str(tmp_path / "pkg" / "datasets.py"))
-    with pytest.raises(FileNotFoundError, match=r"no reference data folder: pass folder=\.\.\."):
-        datasets.data_folder()
     with pytest.raises(FileNotFoundError, match=r"folder must be an existing directory"):
         datasets.load_samson(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"samson.mat is not in the data folder"):
@@ -65,6 +86,14 @@ def test_folder_absent(tmp_path, monkeypatch):
         datasets.data_folder()
     with pytest.raises(TypeError, match=r"folder must be a path"):
         datasets.data_folder(3)
+
+
+def test_cache_needs_pooch(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pooch", None)  # as if not installed
+    with pytest.raises(ImportError, match=r'pip install "unmix\[data\]".*set UNMIX_DATA'):
+        datasets.cache_folder()
 
 
 # --------------------------------------------------------------------------

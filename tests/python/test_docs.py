@@ -212,3 +212,67 @@ def test_run_tests_builds_the_docs():
 def test_no_tabs_or_trailing_spaces(page):
     for i, line in enumerate((DOCS / page).read_text(encoding="utf-8").splitlines(), 1):
         assert "\t" not in line and line == line.rstrip(), f"{page}:{i}"
+
+
+def _python_blocks(page: str) -> list[str]:
+    """The ``.. code-block:: python`` blocks of a page, dedented, in order."""
+    import textwrap
+
+    blocks, lines = [], (DOCS / page).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == ".. code-block:: python":
+            body = []
+            for following in lines[i + 2:]:
+                if following.strip() and not following.startswith("   "):
+                    break
+                body.append(following)
+            blocks.append(textwrap.dedent("\n".join(body)))
+    return blocks
+
+
+@pytest.mark.filterwarnings(r"ignore:Importing `\w+` from `hyperspy\._signals")  # exspy's
+def test_the_hyperspy_page_runs_as_written_on_integer_eds_counts(tmp_path, monkeypatch):
+    """Every code block of hyperspy.rst, in order and as written, on
+    ``map.hspy``: a small EDS map of integer counts with its elements."""
+    import matplotlib
+    import numpy as np
+
+    hs = pytest.importorskip("hyperspy.api")
+    pytest.importorskip("rsciio.hspy")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    energy = 0.2 + 0.01 * np.arange(300)
+    # three phases of two X-ray lines each (Mg+Si, Fe, Ca+Si), in keV
+    peaks = np.array([sum(np.exp(-0.5 * ((energy - e) / 0.06) ** 2) for e in lines)
+                      for lines in ((1.25, 1.74), (6.4, 0.7), (3.69, 1.74))])
+    fractions = rng.dirichlet(np.ones(3), size=(14, 12))
+    counts = rng.poisson(30 * fractions @ peaks + 0.5)
+    assert counts.dtype.kind == "i"
+    s = hs.signals.Signal1D(counts)
+    axis = s.axes_manager.signal_axes[0]
+    axis.offset, axis.scale, axis.units, axis.name = 0.2, 0.01, "keV", "Energy"
+    s.metadata.set_item("Sample.elements", ["Ca", "Fe", "Mg", "Si"])
+    s.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
+    s.metadata.set_item("Signal.signal_type", "EDS_TEM")
+    monkeypatch.chdir(tmp_path)
+    s.save("map.hspy")
+
+    blocks = _python_blocks("hyperspy.rst")
+    assert len(blocks) >= 4 and any("save_hyperspy" in b for b in blocks)
+    namespace: dict = {}
+    try:
+        for block in blocks:
+            exec(compile(block, "hyperspy.rst", "exec"), namespace)
+    finally:
+        plt.close("all")
+    # what the blocks say they give: counts fitted as counts, although
+    # eXSpy's EDS signals normalize Poisson noise by default
+    assert namespace["model"].noise_ == "poisson"
+    assert namespace["image"].data.dtype.kind == "i"
+    assert namespace["image"].metadata["elements"] == ["Ca", "Fe", "Mg", "Si"]
+    loaded = namespace["loaded"]
+    assert loaded.learning_results.factors.shape == (300, 4)
+    assert "unmix" in loaded.learning_results.decomposition_algorithm
+    assert namespace["maps"].data.shape == (4, 14, 12)

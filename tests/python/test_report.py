@@ -22,8 +22,10 @@ from unmix.image import SpectralImage
 UNMIXING_FILES = {
     "W.npy", "H.npy", "channels.npy", "intensity.npy", "unmixing.h5", "spectra.png",
     "abundances.png", "intensity.png", "residual.png", "convergence.png", "report.html",
+    "unmixing.hspy", "composite.png",
 }
-FIGURES = ("spectra.png", "abundances.png", "intensity.png", "residual.png", "convergence.png")
+FIGURES = ("spectra.png", "abundances.png", "composite.png", "intensity.png", "residual.png",
+           "convergence.png")
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +159,11 @@ def test_plot_composes_every_panel(unmixing):
     fig = unmixing.plot()
     assert isinstance(fig, Figure)
     assert len(fig.subfigs) == 2
-    # spectra, convergence, 3 maps + colourbar, residual + colourbar
-    assert len(fig.get_axes()) >= 8
+    # spectra, convergence, 3 maps, composite, residual; the colour bars of
+    # the maps and the residual are insets of their axes
+    axes = fig.get_axes()
+    assert len(axes) >= 7
+    assert sum(len(ax.child_axes) for ax in axes) >= 4
     fig.savefig(__import__("io").BytesIO(), format="png")
     assert len(report.plot(unmixing, max_maps=2).get_axes()) >= 6
 

@@ -255,3 +255,36 @@ def test_pca_errors(tof):
         unmix.pca(tof.image(), 97)
     with pytest.raises(ValueError, match="method"):
         unmix.pca(tof.image(), 2, method="svd")
+
+
+def test_pca_randomized_by_default_for_few_components_matches_exact_svd():
+    # Rank 5 with singular values 60-300 x the noise's, plus white noise:
+    # "auto" takes the randomized method for k = 8 of 3000 x 400.
+    rng = np.random.default_rng(3)
+    n, p, rank = 3000, 400, 5
+    U = np.linalg.qr(rng.standard_normal((n, rank)))[0]
+    V = np.linalg.qr(rng.standard_normal((p, rank)))[0]
+    X = 10.0 + (U * [3000.0, 2000.0, 1500.0, 1000.0, 600.0]) @ V.T \
+        + 0.1 * rng.standard_normal((n, p))
+    calls = []
+    result = unmix.pca(X.reshape(60, 50, p), 8, progress=lambda done, total: calls.append(
+        (done, total)))
+    assert result.method == "randomized"
+    Xc = X - X.mean(axis=0)
+    _, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    exact = S**2 / (n - 1)
+    assert_allclose(result.total_variance, exact.sum(), rtol=1e-12)
+    # The signal axes to rounding; the noise axes (variances within 10 % of
+    # each other) to a few per cent.
+    assert_allclose(result.explained_variance[:rank], exact[:rank], rtol=1e-10)
+    assert_allclose(result.explained_variance[rank:], exact[rank:8], rtol=5e-2)
+    signs = np.sign(np.sum(result.components[:rank] * Vt[:rank], axis=1))
+    assert_allclose(result.components[:rank], signs[:, None] * Vt[:rank], atol=1e-9)
+    # The progress: one call per pass over the data, ending on the total.
+    assert calls[-1][0] == calls[-1][1] == len(calls)
+    assert [done for done, _ in calls] == list(range(1, len(calls) + 1))
+
+
+def test_pca_progress_must_be_callable():
+    with pytest.raises(TypeError, match="progress must be callable or None, got 3"):
+        unmix.pca(np.ones((4, 4, 3)), 1, progress=3)
