@@ -20,6 +20,12 @@ dtype, in the same run and on the same machine:
   fastest; peak memory of one fit over the size of X, for C- and F-ordered
   input (CSR and CSC for sparse X).
 
+``--defaults`` measures instead what a user comparing the two libraries
+sees: ``unmix.nmf(X, k)`` and ``sklearn.decomposition.NMF(k)`` with only
+``random_state`` given, each in a fresh worker with no thread limit (both
+libraries' default: every core), on the same cases; the relative error is
+computed by the worker for both; see :func:`run_defaults`.
+
 Prints one JSON line per (case, dtype, method) and one with the targets per
 (case, dtype) on stdout, the Markdown tables on stderr, and appends the JSON
 lines to bench/results/<date>.jsonl. The targets are printed, never
@@ -69,6 +75,11 @@ TARGET_MEMORY = 1.1         # peak <= 1.1 x size(X) + O((m + n) k):
 FACTOR_ARRAYS = 8           # ... with O((m + n) k) read as 8 factor-sized arrays
 MEMORY_SLACK = 16 << 20     # ... plus 16 MiB for the interpreter's own allocations
 TARGET_RATIO = 1.01         # target error = 1.01 x the best any method reached
+# --defaults (issue 18): both libraries at their defaults.
+TARGET_DEFAULTS_FINAL = 5.0   # unmix's whole fit, at an error <= sklearn's: >= 5x faster
+TARGET_DEFAULTS_REACH = 10.0  # unmix reaches sklearn's final error >= 10x faster
+TARGET_DEFAULTS_SPARSE = 2.0  # both, on a sparse case
+DEFAULTS_SEED = 0             # random_state of both libraries
 
 
 @dataclass(frozen=True)
@@ -160,20 +171,23 @@ def measure_floor(X: Any, k: int, rate: float, repeats: int, seed: int) -> dict[
     }
 
 
+def save_data(X: Any, folder: Path, order: str) -> str:
+    """X in one order (CSR or CSC for sparse X) as .npy files the workers
+    load without a copy; the path perf_worker.load_data expects."""
+    path = folder / f"X_{order}"
+    if hasattr(X, "tocoo"):
+        Y = X.tocsr() if order == "C" else X.tocsc()
+        for part in ("data", "indices", "indptr"):
+            np.save(f"{path}.{part}.npy", getattr(Y, part))
+        return str(path)
+    np.save(f"{path}.npy", X if order == "C" else np.asfortranarray(X))
+    return f"{path}.npy"
+
+
 def save_inputs(X: Any, k: int, folder: Path, seed: int) -> dict[str, Any]:
     """The data in both orders and the common starting factors, as .npy
     files the workers load without a copy."""
-    files: dict[str, Any] = {}
-    for order in ("C", "F"):
-        path = folder / f"X_{order}"
-        if hasattr(X, "tocoo"):
-            Y = X.tocsr() if order == "C" else X.tocsc()
-            for part in ("data", "indices", "indptr"):
-                np.save(f"{path}.{part}.npy", getattr(Y, part))
-            files[order] = str(path)
-        else:
-            np.save(f"{path}.npy", X if order == "C" else np.asfortranarray(X))
-            files[order] = f"{path}.npy"
+    files: dict[str, Any] = {order: save_data(X, folder, order) for order in ("C", "F")}
     # One start for every method, scaled like scikit-learn's random init,
     # so the traces differ only by the algorithm.
     m, n = X.shape
@@ -567,6 +581,133 @@ def targets(records: list[dict[str, Any]], float64_records: Optional[list[dict[s
     return out
 
 
+# --- --defaults: both libraries at their defaults ------------------------------
+
+def run_defaults(name: str, case: Case, X: Any, dtype: np.dtype, folder: Path, timeout: float,
+                 log) -> dict[str, Any]:
+    """unmix and scikit-learn at their defaults on one (case, dtype): one
+    record with both fits, the speed-ups and the verdicts.
+
+    Each library is fitted in a fresh worker (perf_worker.defaults), one
+    after the other, with no thread limit: a user's default is every core
+    for both. The targets: unmix's fit ends at an error <= scikit-learn's
+    in <= 1/5 of its time; unmix's trace reaches scikit-learn's final
+    error in <= 1/10 of its time; on sparse X, 2x for both."""
+    m, n = X.shape
+    sparse = hasattr(X, "tocoo")
+    spec = {"mode": "defaults", "sparse": sparse, "shape": [m, n], "dtype": str(dtype),
+            "order": "C", "data": save_data(X, folder, "C"), "k": case.k,
+            "random_state": DEFAULTS_SEED}
+    rec: dict[str, Any] = {
+        "record": "defaults", "case": name, "m": m, "n": n, "k": case.k, "dtype": str(dtype),
+        "sparse": sparse, "nnz": int(X.nnz) if sparse else m * n, "bytes_X": nbytes(X),
+        "random_state": DEFAULTS_SEED, "status": "ok"}
+    for library in ("unmix", "sklearn"):
+        settle()
+        started = time.perf_counter()
+        worker = Worker(sys.executable, {**spec, "library": library}, folder,
+                        f"defaults_{library}")
+        events, error = worker.read_until("defaults", timeout)
+        worker.close()
+        if error:
+            rec.update(status="failed", reason=f"{library}: {error}")
+            log(f"# {name} {dtype} {library} at defaults: failed ({error})")
+            return rec
+        rec[library] = {**events["defaults"], "worker_sec": time.perf_counter() - started}
+        r = rec[library]
+        log(f"# {name} {dtype} {library} at defaults: {r['sec']:.3g} s, error "
+            f"{r['rel_error']:.6g} after {r['n_iter']} iterations ({r['stop_reason']})")
+
+    u, s = rec["unmix"], rec["sklearn"]
+    rec["speedup"] = s["sec"] / u["sec"]
+    rec["error_le_sklearn"] = u["rel_error"] <= s["rel_error"]
+    # The first iteration at which unmix's own error is at most scikit-learn's
+    # final one (both are ||X - WH|| / ||X||; the record keeps unmix's own
+    # final error next to the worker's to show they agree).
+    reach = next((p for p in u["trace"] if p[1] <= s["rel_error"]), None)
+    rec["reached_sklearn_error"] = reach is not None
+    if reach is not None:
+        rec.update(iters_to_sklearn_error=int(reach[0]), sec_to_sklearn_error=reach[2],
+                   speedup_to_sklearn_error=s["sec"] / reach[2])
+    goal_final = TARGET_DEFAULTS_SPARSE if sparse else TARGET_DEFAULTS_FINAL
+    goal_reach = TARGET_DEFAULTS_SPARSE if sparse else TARGET_DEFAULTS_REACH
+    rec["target_final"] = {"target": goal_final, "verdict": verdict(
+        rec["speedup"], rec["error_le_sklearn"] and rec["speedup"] >= goal_final)}
+    rec["target_reach"] = {"target": goal_reach, "verdict": verdict(
+        rec.get("speedup_to_sklearn_error"),
+        rec.get("speedup_to_sklearn_error", 0.0) >= goal_reach)}
+    if reach is None:
+        rec["target_reach"].update(verdict="MISS", why="unmix never reached scikit-learn's error")
+    return rec
+
+
+def defaults_markdown(records: list[dict[str, Any]], header: str) -> str:
+    rows = [header, "",
+            "| case | dtype | unmix s | sklearn s | unmix error | sklearn error | unmix iters "
+            "(stop) | sklearn iters (stop) | sklearn ÷ unmix | ≤ error & ≥ 5× (sparse 2×) "
+            "| unmix s to sklearn's error | sklearn ÷ that | ≥ 10× (sparse 2×) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        head = f"| {r['case']} | {r['dtype']} |"
+        if r["status"] != "ok":
+            rows.append(f"{head} failed: {r['reason'][:80]} |" + " |" * 11)
+            continue
+        u, s = r["unmix"], r["sklearn"]
+        le = "≤" if r["error_le_sklearn"] else ">"
+        reach = (f"{r['sec_to_sklearn_error']:.3g} (it {r['iters_to_sklearn_error']})"
+                 if r["reached_sklearn_error"] else "not reached")
+        rows.append(
+            f"{head} {u['sec']:.3g} | {s['sec']:.3g} | {u['rel_error']:.6g} {le} "
+            f"| {s['rel_error']:.6g} | {u['n_iter']} ({u['stop_reason']}) "
+            f"| {s['n_iter']} ({s['stop_reason']}) | {r['speedup']:.2f} "
+            f"| {r['target_final']['verdict']} | {reach} "
+            f"| {fmt(r.get('speedup_to_sklearn_error'))} | {r['target_reach']['verdict']} |")
+    return "\n".join(rows)
+
+
+def main_defaults(args: argparse.Namespace, log) -> int:
+    """bench_perf.py --defaults: one record per (case, dtype), the table on
+    stderr (and in --markdown), the run saved as perf_defaults.json (a
+    --quick run as perf_defaults.quick.json) in --out."""
+    machine = machine_info(("unmix", "sklearn", "scipy"))
+    stamp = _dt.datetime.now().astimezone()
+    mode = "quick" if args.quick else "full"
+    common = {"mode": mode, "date": stamp.isoformat(timespec="seconds")}
+    records = []
+    with tempfile.TemporaryDirectory(prefix="unmix-bench-") as tmp:
+        for name in args.cases:
+            case = CASES[name]
+            X64 = make_case_data(case, args.quick, args.seed)
+            for dtype_name in args.dtypes:
+                dtype = np.dtype(dtype_name)
+                X = X64 if dtype == np.float64 else X64.astype(dtype)
+                log(f"# {name} {dtype_name}: X {X.shape[0]} x {X.shape[1]}, k = {case.k}")
+                folder = Path(tmp) / f"{name}_{dtype_name}"
+                folder.mkdir()
+                rec = {**run_defaults(name, case, X, dtype, folder, args.defaults_timeout, log),
+                       "seed": args.seed, **common}
+                shutil.rmtree(folder)
+                print(dumps(rec), flush=True)
+                records.append(rec)
+                del X
+    cpu = machine.get("cpu_model") or machine.get("processor") or "unknown CPU"
+    load = machine.get("loadavg_1min")
+    header = (f"{stamp.date().isoformat()}, {cpu}, {machine['cpu_count']} cores, load average "
+              f"{'?' if load is None else f'{load:.2f}'} at the start ({mode} run, --defaults: "
+              f"unmix {machine.get('unmix')}, scikit-learn {machine.get('sklearn')}, "
+              "each library at its defaults with random_state=0)")
+    table = defaults_markdown(records, header)
+    log("\n" + table)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    if not args.no_save:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / ("perf_defaults.quick.json" if args.quick else "perf_defaults.json")
+        path.write_text(dumps({**common, "machine": machine, "records": records}) + "\n")
+        log(f"# wrote {len(records)} records to {path}")
+    return 0
+
+
 # --- output ----------------------------------------------------------------------
 
 def fmt(x: Optional[float], digits: int = 2) -> str:
@@ -704,6 +845,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                    help="folder of the <date>.jsonl files")
     p.add_argument("--no-save", action="store_true", help="print only, write no file")
     p.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    p.add_argument("--defaults", action="store_true",
+                   help="unmix.nmf(X, k) against sklearn's NMF(k), both at their defaults "
+                        "(only random_state given), on the same cases; saved as "
+                        "perf_defaults.json in --out")
+    p.add_argument("--defaults-timeout", type=float, default=1800.0,
+                   help="seconds one library's fit may take in --defaults")
     p.add_argument("--report", type=Path, metavar="JSONL",
                    help="print the tables of the last run saved in this file, run nothing")
     args = p.parse_args(argv)
@@ -723,6 +870,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    if args.defaults:
+        return main_defaults(args, log)
     machine = machine_info(("unmix", "sklearn", "scipy"))
     stamp = _dt.datetime.now().astimezone()
     load = machine.get("loadavg_1min")

@@ -31,6 +31,15 @@ kinder way than another:
    iterations from the common start, timed by the wall clock (the faster
    of two when one is cheap); its error is checked against the target.
 
+With ``"mode": "defaults"`` (bench_perf.py --defaults) the worker runs
+none of that: it fits ``unmix.nmf(X, k, random_state=s)`` or
+``sklearn.decomposition.NMF(n_components=k, random_state=s)`` with no other
+option and no thread limit, after a tiny warm-up fit, and reports the wall
+time of the call, the relative error computed here, the iterations and how
+the fit stopped; for unmix, a second identical fit with a callback gives
+the error after every iteration and the wall time since the call began
+(see :func:`defaults`).
+
 Usage: ``perf_worker.py SPEC.json``. Results are JSON lines on stdout;
 commands (phase 4) are JSON lines on stdin. The libraries' own prints are
 sent to stderr. Only numpy and scipy are needed besides the library of the
@@ -368,6 +377,67 @@ def to_target(method: Any, X: Any, W0: np.ndarray, H0: np.ndarray, error: RelErr
     return {"reached": False, "tries": tries}
 
 
+def defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """One fit of a library at its defaults (only ``random_state`` given),
+    timed by the wall clock from the call to its return. unmix is fitted a
+    second time, the same way but with a callback: the same seed gives the
+    same iterates, and the callback records, after every iteration, unmix's
+    own relative error and the wall time since that call began, so the
+    time to reach an error includes the initialization as the timed call's
+    does."""
+    library, k, seed = spec["library"], spec["k"], spec["random_state"]
+    X = load_data(spec)
+    error = RelError(X)
+    rng = np.random.default_rng(0)
+    tiny = rng.random((40, 30)).astype(spec["dtype"])
+    if spec["sparse"]:
+        import scipy.sparse as sp
+
+        tiny = sp.csr_matrix(tiny)
+    if library == "unmix":
+        import inspect
+
+        import unmix
+
+        unmix.nmf(tiny, 2, random_state=seed)  # warm-up: imports, threads
+        t0 = time.perf_counter()
+        r = unmix.nmf(X, k, random_state=seed)
+        sec = time.perf_counter() - t0
+        out = {"sec": sec, "n_iter": int(r.n_iter), "rel_error": error(r.W, r.H),
+               "own_rel_error": float(r.rel_error[-1]), "stop_reason": r.stop_reason,
+               "converged": bool(r.converged), "solver": r.solver,
+               "max_iter": inspect.signature(unmix.nmf).parameters["max_iter"].default}
+        out["hit_max_iter"] = r.stop_reason == "max_iter"
+        points: list[list[float]] = []
+
+        def record(info: Any) -> None:
+            points.append([info.iteration, info.rel_error, time.perf_counter() - t0,
+                           info.elapsed])
+
+        t0 = time.perf_counter()
+        r2 = unmix.nmf(X, k, random_state=seed, callback=record)
+        out.update(traced_sec=time.perf_counter() - t0, traced_n_iter=int(r2.n_iter),
+                   traced_rel_error=error(r2.W, r2.H), trace=points)
+        return out
+    from sklearn.decomposition import NMF
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        NMF(n_components=2, random_state=seed).fit_transform(tiny)  # warm-up
+    model = NMF(n_components=k, random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        W = model.fit_transform(X)
+        sec = time.perf_counter() - t0
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return {"sec": sec, "n_iter": int(model.n_iter_), "rel_error": error(W, model.components_),
+            "max_iter": model.max_iter, "hit_max_iter": int(model.n_iter_) >= model.max_iter,
+            "convergence_warning": warned, "solver": model.solver,
+            "stop_reason": "max_iter" if warned else "tol"}
+
+
 def ladder_from(n: int) -> Iterator[int]:
     yield n
     yield from (p for p in ladder() if p > n)
@@ -385,6 +455,9 @@ def main() -> int:
         out.write(json.dumps({"event": event, **fields}) + "\n")
         out.flush()
 
+    if spec["mode"] == "defaults":
+        send("defaults", **defaults(spec))
+        return 0
     method = make_method(spec["method"])
     warm_up(method, spec["sparse"], spec["dtype"])
     X = load_data(spec)

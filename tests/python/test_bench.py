@@ -158,6 +158,36 @@ def test_perf_quick_pyplanc(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # --no-save wrote nothing
 
 
+def test_perf_defaults_quick_records_and_ratios(tmp_path: Path) -> None:
+    table = tmp_path / "table.md"
+    lines, stderr = run_perf(["--defaults", "--cases", "tof_k4", "--dtypes", "float64",
+                              "--out", str(tmp_path), "--markdown", str(table)], tmp_path)
+    (r,) = [json.loads(line) for line in lines]  # one JSON line per (case, dtype)
+    assert (r["record"], r["case"], r["dtype"], r["mode"]) == ("defaults", "tof_k4", "float64",
+                                                               "quick")
+    assert r["status"] == "ok", r.get("reason")
+    u, s = r["unmix"], r["sklearn"]
+    for fit in (u, s):
+        assert positive(fit["sec"]) and positive(fit["rel_error"]) and fit["n_iter"] >= 1
+        assert fit["hit_max_iter"] == (fit["n_iter"] >= fit["max_iter"])
+    assert u["stop_reason"] in ("tol", "max_iter") and s["stop_reason"] in ("tol", "max_iter")
+    # The worker's error and unmix's own agree, and the traced fit is the same fit.
+    assert math.isclose(u["rel_error"], u["own_rel_error"], rel_tol=1e-6)
+    assert u["traced_n_iter"] == u["n_iter"] and len(u["trace"]) == u["n_iter"]
+    assert math.isclose(u["traced_rel_error"], u["rel_error"], rel_tol=1e-9)
+    assert positive(r["speedup"]) and math.isclose(r["speedup"], s["sec"] / u["sec"])
+    assert r["error_le_sklearn"] == (u["rel_error"] <= s["rel_error"])
+    if r["reached_sklearn_error"]:
+        assert positive(r["sec_to_sklearn_error"]) and positive(r["speedup_to_sklearn_error"])
+        assert r["sec_to_sklearn_error"] <= u["traced_sec"]
+    for key in ("target_final", "target_reach"):
+        assert r[key]["verdict"] in ("PASS", "MISS") and positive(r[key]["target"])
+
+    saved = json.loads((tmp_path / "perf_defaults.quick.json").read_text())
+    assert saved["records"] == [r] and {"cpu_model", "blas"} <= set(saved["machine"])
+    assert "| tof_k4 | float64 |" in stderr and "| tof_k4 | float64 |" in table.read_text()
+
+
 # --- bench/bench_pca.py --------------------------------------------------------
 
 PCA_BENCH = ROOT / "bench" / "bench_pca.py"
