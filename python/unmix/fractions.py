@@ -107,6 +107,8 @@ class Prepared:
         alone gives (for the constant-intensity test of :func:`physical`).
     counts : bool
         Whether the noise model is Poisson.
+    column_means : ndarray (n_channels,)
+        X's mean per channel (a count per pixel for counts).
     """
 
     M: np.ndarray
@@ -119,6 +121,7 @@ class Prepared:
     totals: np.ndarray
     relative_total_noise: np.ndarray
     counts: bool = False
+    column_means: np.ndarray = None  # type: ignore[assignment]
 
     def channel_noise(self) -> Any:
         """The noise of M as :func:`unmix.graphs.edge_aware` takes it: for
@@ -202,7 +205,7 @@ def prepare(X: Any, noise_model: str, k: int, scaled: bool,
     targets = np.where(keep, rows, 0.0) if not scaled else keep.astype(np.float64)
     return Prepared(M=M, rows=rows, columns=columns, targets=targets, keep=keep, noise=noise,
                     noise_source=source, totals=totals, relative_total_noise=relative,
-                    counts=counts)
+                    counts=counts, column_means=column_means)
 
 
 def _energies(Y: np.ndarray, k: int, noise: np.ndarray) -> tuple[float, float, float]:

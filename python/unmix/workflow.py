@@ -442,7 +442,7 @@ def _unmix(img: SpectralImage, X: np.ndarray, k: int, n_init: Any, random_state:
                                          and not kl)
     fitted_as = "scaled" if scaled_stage else model
     prep = fractions.prepare(X, "none" if kl else noise_model.model, k, scaled_stage)
-    sparse = _sparse_channels(img, X, prep) if prep.counts else None
+    sparse = _sparse_channels(img, prep) if prep.counts else None
     if sparse is not None:
         warnings.warn(sparse, SparseChannelsWarning, stacklevel=3)
 
@@ -632,15 +632,11 @@ def _refine_strict(X: np.ndarray, k: int, prep: Any, out: tuple, noise_model: st
     return result, strict, (*expressed[:4], "material", chi2)
 
 
-def _sparse_channels(img: SpectralImage, X: np.ndarray, prep: Any) -> Optional[str]:
+def _sparse_channels(img: SpectralImage, prep: Any) -> Optional[str]:
     """:func:`unmix.noise.sparse_channels` on the weighted matrix of a
     Poisson fit: the channels' mean counts in X, their energies in M."""
-    means = np.zeros(X.shape[1])
-    for _, B in _blocks(X):
-        means += B.sum(axis=0)
-    means /= max(X.shape[0], 1)
     energies = np.einsum("ij,ij->j", prep.M, prep.M)
-    return sparse_channels(means, energies, img.channels, img.channel_unit,
+    return sparse_channels(prep.column_means, energies, img.channels, img.channel_unit,
                            len(img.spatial_shape))
 
 

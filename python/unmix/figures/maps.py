@@ -118,21 +118,22 @@ def abundances_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "vir
 def intensity_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "gray") -> Any:
     """The per-pixel intensity of the scaled sum-to-one model (illumination,
     thickness relative to what the composition gives)."""
-    spatial = unmixing.image.spatial_shape
-    fig = target(fig, _size(1, spatial))
-    note = draw_per_pixel(fig, np.asarray(unmixing.intensity)[..., None], spatial, [""],
-                          unmixing.image.metadata, cmap=cmap, ylabel="intensity",
-                          colours=["k"])
-    fig.suptitle(f"intensity ({unmixing.params.get('fractions', '')} fractions){note}")
-    return fig
+    return _one_map(unmixing, unmixing.intensity, fig, cmap, "intensity",
+                    f"intensity ({unmixing.params.get('fractions', '')} fractions)")
 
 
 def residual_figure(unmixing: "Unmixing", fig: Any = None, *, cmap: str = "magma") -> Any:
     """The per-pixel residual norm ``||x - w H||``."""
+    return _one_map(unmixing, unmixing.residual, fig, cmap, "||x - wH||",
+                    f"residual, relative error {unmixing.rel_error:.3g}")
+
+
+def _one_map(unmixing: "Unmixing", values: Any, fig: Any, cmap: str, ylabel: str,
+             title: str) -> Any:
+    """One per-pixel quantity as a calibrated map (a curve for a line scan)."""
     spatial = unmixing.image.spatial_shape
     fig = target(fig, _size(1, spatial))
-    note = draw_per_pixel(fig, np.asarray(unmixing.residual)[..., None], spatial, [""],
-                          unmixing.image.metadata, cmap=cmap, ylabel="||x - wH||",
-                          colours=["k"])
-    fig.suptitle(f"residual, relative error {unmixing.rel_error:.3g}{note}")
+    note = draw_per_pixel(fig, np.asarray(values)[..., None], spatial, [""],
+                          unmixing.image.metadata, cmap=cmap, ylabel=ylabel, colours=["k"])
+    fig.suptitle(title + note)
     return fig

@@ -60,14 +60,21 @@ def _h5_damage(err: Exception, path: Path) -> bool:
 def _read_hdf5(path: Path, dataset: Any, partial: bool = False) -> _Raw:
     if dataset is not None and not isinstance(dataset, str):
         raise TypeError(f"dataset must be a path (str) inside the HDF5 file, got {dataset!r}")
-    f = _open_h5(path, "an HDF5 file")
+    return _read_open_h5(path, "an HDF5 file", lambda f: _hdf5_array(path, f, dataset))
+
+
+def _read_open_h5(path: Path, what: str, array: Any) -> _Raw:
+    """``array(f)`` of the open file, which stays open with the result (its
+    data may be lazy) and is closed on any error; damage is reported as
+    such."""
+    f = _open_h5(path, what)
     try:
-        raw = _hdf5_array(path, f, dataset)
+        raw = array(f)
     except Exception as err:
         f.close()
         if not _h5_damage(err, path):
             raise
-        raise _unreadable(path, "an HDF5 file", err) from None
+        raise _unreadable(path, what, err) from None
     except BaseException:
         f.close()
         raise

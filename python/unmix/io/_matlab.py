@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ._common import _NUMERIC_KINDS, _Raw, _text, _too_big, _unreadable, _values
-from ._hdf5 import _h5_damage, _h5py, _open_h5
+from ._hdf5 import _h5py, _read_open_h5
 from ._lazy import LazyArray
 from ._registry import register
 
@@ -167,19 +167,8 @@ def _mat_choice(path: Path, dataset: Optional[str], names: list[str],
 
 
 def _read_mat73(path: Path, dataset: Optional[str]) -> _Raw:
-    f = _open_h5(path, "a MATLAB v7.3 .mat file")
-    try:
-        raw = _mat73_array(path, f, dataset)
-    except Exception as err:
-        f.close()
-        if not _h5_damage(err, path):
-            raise
-        raise _unreadable(path, "a MATLAB v7.3 .mat file", err) from None
-    except BaseException:
-        f.close()
-        raise
-    raw.file = f
-    return raw
+    return _read_open_h5(path, "a MATLAB v7.3 .mat file",
+                         lambda f: _mat73_array(path, f, dataset))
 
 
 def _mat73_array(path: Path, f: Any, dataset: Optional[str]) -> _Raw:
